@@ -1,0 +1,1 @@
+//! Runs the sensor and ndpiReader on the generated captures.

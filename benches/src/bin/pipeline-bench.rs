@@ -1,0 +1,2 @@
+//! `pipeline-bench`: placeholder.
+fn main() {}

@@ -1,0 +1,281 @@
+//! The record schema shared by the sensor and the Nucleus.
+//!
+//! Owns: the typed activity records the sensor emits and their JSON view (one
+//! object per line, the contract tools outside the project read). Inputs:
+//! values filled in by the sensor's pipeline. Outputs: `serde` serialisation.
+//! Does not: decide what a record contains (the sensor's `record` stage does)
+//! nor move records anywhere (the sensor's `export` stage does).
+//!
+//! Field names and meanings follow Zeek's `conn.log` where they overlap, so
+//! that users can compare the two line by line.
+
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Every record the sensor emits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// A bidirectional flow (a connection for TCP).
+    Flow(FlowRecord),
+}
+
+impl Record {
+    /// Start time of the activity, for ordering (microseconds since the epoch).
+    pub fn sort_key(&self) -> (i64, &str) {
+        match self {
+            Record::Flow(f) => (f.ts.0, f.uid.as_str()),
+        }
+    }
+}
+
+/// A point in time in microseconds since the Unix epoch (UTC), written as
+/// RFC 3339 with six fractional digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimestampMicros(pub i64);
+
+impl Serialize for TimestampMicros {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_rfc3339_micros(self.0))
+    }
+}
+
+/// Formats microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn format_rfc3339_micros(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after
+/// Howard Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Transport protocol of a flow: a name for the common ones, the IP protocol
+/// number otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proto(pub u8);
+
+impl Serialize for Proto {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            6 => s.serialize_str("tcp"),
+            17 => s.serialize_str("udp"),
+            1 => s.serialize_str("icmp"),
+            58 => s.serialize_str("icmp6"),
+            n => s.serialize_u8(n),
+        }
+    }
+}
+
+/// One layer of encapsulation the packets of a flow arrived in, outermost
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TunnelLayer {
+    /// VXLAN (RFC 7348), as AWS Traffic Mirroring sends it.
+    Vxlan {
+        /// VXLAN network identifier (the mirror session's VirtualNetworkId).
+        vni: u32,
+        /// Outer source address (the mirrored ENI's primary IP on AWS).
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
+    /// GENEVE (RFC 8926), as a Gateway Load Balancer sends it.
+    Geneve {
+        /// Virtual network identifier.
+        vni: u32,
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+        /// The AWS Gateway Load Balancer options (class 0x0108), when present.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aws_gwlb: Option<AwsGwlb>,
+        /// Other options, as class/type/length.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        options: Vec<GeneveOption>,
+    },
+    /// An 802.1Q tag (or the outer 802.1ad tag of a QinQ pair).
+    Vlan {
+        /// VLAN identifier (12 bits).
+        id: u16,
+        /// The tag's EtherType: 0x8100 (802.1Q), 0x88a8 (802.1ad) or 0x9100.
+        tpid: u16,
+    },
+    /// MPLS label stack entry.
+    Mpls {
+        /// The 20-bit label.
+        label: u32,
+    },
+    /// Generic Routing Encapsulation (RFC 2784/2890), without ERSPAN.
+    Gre {
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+        /// The GRE protocol type of the payload.
+        protocol: u16,
+        /// GRE key, when present.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<u32>,
+    },
+    /// ERSPAN (type I, II or III), how switches mirror on premises.
+    Erspan {
+        /// ERSPAN type: 1, 2 or 3.
+        version: u8,
+        /// Mirror session id (absent for type I).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_id: Option<u16>,
+        /// Original VLAN of the mirrored frame (types II and III).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
+    /// IP directly in IP (IPv4 protocol 4 or 41, IPv6 next header 4 or 41).
+    IpInIp {
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
+}
+
+/// The three options AWS Gateway Load Balancer adds to GENEVE (class 0x0108).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AwsGwlb {
+    /// Option type 1: the GWLB endpoint's id as AWS names it (`vpce-` and 17
+    /// hexadecimal digits of the 64-bit value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+    /// Option type 2: the attachment id (64 bits, hexadecimal with `0x`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment_id: Option<String>,
+    /// Option type 3: the flow cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_cookie: Option<u32>,
+}
+
+/// A GENEVE option other than the AWS ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeneveOption {
+    /// Option class.
+    pub class: u16,
+    /// Option type (the critical bit included).
+    #[serde(rename = "type")]
+    pub option_type: u8,
+    /// Length of the option data in bytes.
+    pub len: u16,
+}
+
+/// A bidirectional flow, with the meaning of each field as in Zeek's
+/// `conn.log` where Zeek has it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRecord {
+    /// Time of the first packet.
+    pub ts: TimestampMicros,
+    /// Time of the last packet.
+    pub end_ts: TimestampMicros,
+    /// Unique, deterministic id of the flow (`C` and base62).
+    pub uid: String,
+    /// Community ID v1 of the inner 5-tuple.
+    pub community_id: String,
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Originator address (the side that sent the first packet, or the SYN).
+    pub src_ip: IpAddr,
+    /// Originator port (ICMP: the type).
+    pub src_port: u16,
+    /// Responder address.
+    pub dst_ip: IpAddr,
+    /// Responder port (ICMP: the code).
+    pub dst_port: u16,
+    /// Packets from the originator.
+    pub orig_pkts: u64,
+    /// Payload bytes from the originator (TCP: by sequence numbers).
+    pub orig_bytes: u64,
+    /// IP bytes (sum of IP total lengths) from the originator.
+    pub orig_ip_bytes: u64,
+    /// Packets from the responder.
+    pub resp_pkts: u64,
+    /// Payload bytes from the responder (TCP: by sequence numbers).
+    pub resp_bytes: u64,
+    /// IP bytes from the responder.
+    pub resp_ip_bytes: u64,
+    /// TCP flags seen from the originator, as letters (`FSRPAUEC`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orig_tcp_flags: Option<String>,
+    /// TCP flags seen from the responder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resp_tcp_flags: Option<String>,
+    /// Zeek's connection state (`S0`, `SF`, `REJ`, ...).
+    pub conn_state: String,
+    /// Zeek's history string.
+    pub history: String,
+    /// Bytes missed: sequence gaps in TCP streams.
+    pub missed_bytes: u64,
+    /// Bytes the capture or the mirror session cut off (caplen or AWS
+    /// PacketLength shorter than the packet).
+    pub truncated_bytes: u64,
+    /// Seconds between the first and the last packet.
+    pub duration: f64,
+    /// Application protocol, once known.
+    pub service: Option<String>,
+    /// Encapsulation of the flow's first packet, outermost first.
+    pub tunnel: Vec<TunnelLayer>,
+    /// Number of distinct mirror sessions (vantage points) that delivered the
+    /// flow.
+    pub vantages: u32,
+    /// Packets that arrived a second time through another vantage point and
+    /// were not counted again.
+    pub duplicate_pkts: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formatting_matches_known_instants() {
+        assert_eq!(format_rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_rfc3339_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(format_rfc3339_micros(-1), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn proto_names_and_numbers() {
+        let v = serde_json::to_string(&[Proto(6), Proto(17), Proto(1), Proto(58), Proto(132)])
+            .unwrap_or_default();
+        assert_eq!(v, r#"["tcp","udp","icmp","icmp6",132]"#);
+    }
+}

@@ -1,0 +1,142 @@
+//! Flow keys: the tunnel domain and the inner 5-tuple, with the two
+//! endpoints in a canonical order so both directions find one entry, and
+//! the symmetric hash that steers both directions to one worker.
+
+use crate::decap::{InnerPacket, Transport};
+use crate::flow::community_id::icmp_ports;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+/// One endpoint of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port (ICMP: the type, or the counterpart type / code).
+    pub port: u16,
+}
+
+/// The packet's own view of its 5-tuple (source first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketTuple {
+    /// IP protocol.
+    pub proto: u8,
+    /// Sender.
+    pub src: Endpoint,
+    /// Receiver.
+    pub dst: Endpoint,
+}
+
+impl PacketTuple {
+    /// Extracts the tuple of an inner packet. ICMP types are mapped to ports
+    /// as Zeek and Community ID do, so an echo reply meets its request.
+    pub fn of(p: &InnerPacket<'_>) -> Self {
+        let (sp, dp) = match p.transport {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Udp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+            // A two-way type is keyed as (type, counterpart type), so a reply
+            // (0, 8) meets its request (8, 0) once the endpoints are ordered.
+            Transport::Icmp { icmp_type, code, .. } => {
+                let (s, d, _one_way) = icmp_ports(p.proto, icmp_type, code);
+                (s, d)
+            }
+            Transport::Other { .. } => (0, 0),
+        };
+        Self {
+            proto: p.proto,
+            src: Endpoint {
+                addr: p.src,
+                port: sp,
+            },
+            dst: Endpoint {
+                addr: p.dst,
+                port: dp,
+            },
+        }
+    }
+}
+
+/// The key of a flow: domain, protocol and the endpoints in canonical order
+/// (lower first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Tunnel domain hash (0 when not encapsulated).
+    pub domain: u64,
+    /// IP protocol.
+    pub proto: u8,
+    /// Lower endpoint.
+    pub lo: Endpoint,
+    /// Higher endpoint.
+    pub hi: Endpoint,
+}
+
+impl FlowKey {
+    /// The key of a packet's tuple in a domain.
+    pub fn new(domain: u64, t: &PacketTuple) -> Self {
+        let (lo, hi) = if t.src <= t.dst {
+            (t.src, t.dst)
+        } else {
+            (t.dst, t.src)
+        };
+        Self {
+            domain,
+            proto: t.proto,
+            lo,
+            hi,
+        }
+    }
+
+    /// The same tuple with no domain: what two mirror sessions of one
+    /// connection have in common.
+    pub fn without_domain(&self) -> Self {
+        Self { domain: 0, ..*self }
+    }
+}
+
+/// A hash equal for both directions of a tuple, independent of the tunnel
+/// domain, so every copy of a connection (both directions, every mirror
+/// session) meets in one worker.
+pub fn steering_hash<S: BuildHasher>(t: &PacketTuple, hasher: &S) -> u64 {
+    let (lo, hi) = if t.src <= t.dst {
+        (t.src, t.dst)
+    } else {
+        (t.dst, t.src)
+    };
+    let mut h = hasher.build_hasher();
+    (t.proto, lo, hi).hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foldhash::fast::FixedState;
+
+    fn tuple(a: &str, ap: u16, b: &str, bp: u16) -> PacketTuple {
+        PacketTuple {
+            proto: 6,
+            src: Endpoint {
+                addr: a.parse().unwrap(),
+                port: ap,
+            },
+            dst: Endpoint {
+                addr: b.parse().unwrap(),
+                port: bp,
+            },
+        }
+    }
+
+    #[test]
+    fn both_directions_share_key_and_steering() {
+        let s = FixedState::with_seed(1);
+        let a = tuple("10.0.0.1", 40000, "10.0.0.2", 80);
+        let b = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
+        assert_eq!(FlowKey::new(9, &a), FlowKey::new(9, &b));
+        assert_ne!(FlowKey::new(9, &a), FlowKey::new(10, &a));
+        assert_eq!(steering_hash(&a, &s), steering_hash(&b, &s));
+    }
+}

@@ -1,0 +1,16 @@
+//! Flow tracking: bidirectional flows keyed by tunnel domain and inner
+//! 5-tuple, their counters and TCP state, their expiry in packet time, and
+//! their records.
+//!
+//! Owns: the per-worker flow table (capped), duplicate recognition when both
+//! ends of a connection are mirrored, Community ID and uid. Input: decoded
+//! inner packets with their tunnel context and timestamp. Output: flow
+//! records when flows end. Does not: read the clock (time is the packet's),
+//! reassemble streams or look at payloads.
+
+pub mod community_id;
+pub mod key;
+pub mod table;
+pub mod tcp_state;
+
+pub use table::FlowTable;

@@ -1,0 +1,466 @@
+//! The per-worker flow table.
+//!
+//! Invariants: every key in `index` points at a live slot; a slot's primary
+//! key and aliases are exactly the keys that point at it; `live` counts the
+//! occupied slots and never exceeds `flows.max_flows`.
+
+use super::community_id::CommunityId;
+use super::key::{Endpoint, FlowKey, PacketTuple};
+use super::tcp_state::{RoleChange, TcpConnection, TcpSegment};
+use crate::config::{CommunityIdConfig, FlowConfig};
+use crate::decap::tunnel::{Encap, TunnelContext};
+use crate::decap::{InnerPacket, Transport, tcp_flags};
+use crate::metrics::{Counters, Drop};
+use crate::packet::Direction;
+use arrayvec::ArrayVec;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use nucleus_proto::{FlowRecord, Proto, Record, TimestampMicros, TunnelLayer};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+/// Vantage points (mirror sessions) listed per flow.
+const MAX_VANTAGES: usize = 4;
+/// Recent packet identities kept per flow to recognise copies.
+const RECENT: usize = 8;
+/// Bytes of the transport layer that identify a packet.
+const FINGERPRINT_L4_BYTES: usize = 48;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct DirStats {
+    pkts: u64,
+    ip_bytes: u64,
+    payload_bytes: u64,
+    tcp_flags: u8,
+    truncated_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Recent {
+    fingerprint: u64,
+    vantage: u64,
+    ts_us: i64,
+}
+
+/// One tracked flow.
+#[derive(Debug, Clone)]
+struct Flow {
+    key: FlowKey,
+    aliases: ArrayVec<FlowKey, { MAX_VANTAGES - 1 }>,
+    proto: u8,
+    orig: Endpoint,
+    resp: Endpoint,
+    first_us: i64,
+    last_us: i64,
+    dirs: [DirStats; 2],
+    tcp: Option<TcpConnection>,
+    tunnel: Vec<Encap>,
+    vantages: ArrayVec<u64, MAX_VANTAGES>,
+    recent: [Recent; RECENT],
+    recent_next: usize,
+    duplicate_pkts: u64,
+}
+
+impl Flow {
+    fn is_copy(&self, fingerprint: u64, vantage: u64, ts_us: i64, window_us: i64) -> bool {
+        self.recent.iter().any(|r| {
+            r.fingerprint == fingerprint
+                && r.vantage != vantage
+                && r.vantage != 0
+                && (ts_us - r.ts_us).abs() <= window_us
+        })
+    }
+
+    fn remember(&mut self, fingerprint: u64, vantage: u64, ts_us: i64) {
+        self.recent[self.recent_next] = Recent {
+            fingerprint,
+            vantage,
+            ts_us,
+        };
+        self.recent_next = (self.recent_next + 1) % RECENT;
+    }
+
+    fn add_vantage(&mut self, vantage: u64, counters: &mut Counters) {
+        if vantage != 0 && !self.vantages.contains(&vantage) && self.vantages.try_push(vantage).is_err() {
+            counters.drop_n(Drop::VantagesCap, 1);
+        }
+    }
+}
+
+/// Flows of one worker.
+#[derive(Debug)]
+pub struct FlowTable {
+    cfg: FlowConfig,
+    hasher: FixedState,
+    index: HashMap<FlowKey, u32, FixedState>,
+    by_tuple: HashMap<FlowKey, u32, FixedState>,
+    slots: Vec<Option<Flow>>,
+    free: Vec<u32>,
+    live: usize,
+    community_id: CommunityId,
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new(cfg: FlowConfig, cid: &CommunityIdConfig) -> Self {
+        let seed = 0x6d69_7272_6f72;
+        Self {
+            cfg,
+            hasher: FixedState::with_seed(seed),
+            index: HashMap::with_hasher(FixedState::with_seed(seed ^ 1)),
+            by_tuple: HashMap::with_hasher(FixedState::with_seed(seed ^ 2)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            community_id: CommunityId::new(cid.seed, cid.base64),
+        }
+    }
+
+    /// Flows tracked now.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The hasher used for tunnel domains and vantages.
+    pub fn hasher(&self) -> &FixedState {
+        &self.hasher
+    }
+
+    fn fingerprint(&self, p: &InnerPacket<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        (p.ip_id, p.ip_len, p.proto, p.src, p.dst).hash(&mut h);
+        let n = p.l4_bytes.len().min(FINGERPRINT_L4_BYTES);
+        h.write(&p.l4_bytes[..n]);
+        h.finish()
+    }
+
+    /// Accounts one packet at packet time `ts_us`.
+    pub fn process(&mut self, p: &InnerPacket<'_>, ctx: &TunnelContext, ts_us: i64, counters: &mut Counters) {
+        let tuple = PacketTuple::of(p);
+        let domain = ctx.domain_hash(&self.hasher);
+        let vantage = ctx.vantage_hash(&self.hasher);
+        let key = FlowKey::new(domain, &tuple);
+        let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
+        let window_us = micros(self.cfg.duplicate_window);
+
+        let slot = match self.index.get(&key) {
+            Some(&s) => s,
+            None => {
+                if domain != 0 && self.adopt_second_vantage(key, fingerprint, vantage, ts_us, window_us, counters) {
+                    return;
+                }
+                match self.create(key, &tuple, ctx, ts_us, counters) {
+                    Some(s) => s,
+                    None => return,
+                }
+            }
+        };
+        let Some(flow) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vantage != 0 {
+            if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
+                flow.duplicate_pkts += 1;
+                counters.duplicate_vantage_packets += 1;
+                flow.add_vantage(vantage, counters);
+                flow.last_us = flow.last_us.max(ts_us);
+                return;
+            }
+            flow.remember(fingerprint, vantage, ts_us);
+            flow.add_vantage(vantage, counters);
+        }
+        let dir = if tuple.src == flow.orig {
+            Direction::Originator
+        } else {
+            Direction::Responder
+        };
+        let d = &mut flow.dirs[dir as usize];
+        d.pkts += 1;
+        d.ip_bytes += u64::from(p.ip_len);
+        d.truncated_bytes += u64::from(p.truncated_bytes);
+        counters.truncated_bytes += u64::from(p.truncated_bytes);
+        match p.transport {
+            Transport::Tcp {
+                flags,
+                seq,
+                ack,
+                window,
+                payload_len,
+                ..
+            } => {
+                d.tcp_flags |= flags;
+                let seg = TcpSegment {
+                    flags,
+                    seq,
+                    ack,
+                    window,
+                    payload_len,
+                    checksum_ok: None,
+                };
+                let tcp = flow.tcp.get_or_insert_with(TcpConnection::new);
+                if tcp.on_segment(dir, &seg) == RoleChange::Flip {
+                    std::mem::swap(&mut flow.orig, &mut flow.resp);
+                    flow.dirs.swap(0, 1);
+                }
+            }
+            Transport::Udp { payload_len, .. }
+            | Transport::Icmp { payload_len, .. }
+            | Transport::Other { payload_len } => d.payload_bytes += u64::from(payload_len),
+        }
+        flow.last_us = flow.last_us.max(ts_us);
+    }
+
+    /// A packet of an unknown (domain, tuple) that is a copy of a recent
+    /// packet of the same tuple in another domain: both ends of one
+    /// connection are mirrored. The new domain becomes an alias of the flow.
+    fn adopt_second_vantage(
+        &mut self,
+        key: FlowKey,
+        fingerprint: u64,
+        vantage: u64,
+        ts_us: i64,
+        window_us: i64,
+        counters: &mut Counters,
+    ) -> bool {
+        let Some(&slot) = self.by_tuple.get(&key.without_domain()) else {
+            return false;
+        };
+        let Some(flow) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if flow.key.domain == key.domain
+            || flow.aliases.is_full()
+            || !flow.is_copy(fingerprint, vantage, ts_us, window_us)
+        {
+            return false;
+        }
+        flow.aliases.push(key);
+        flow.duplicate_pkts += 1;
+        flow.add_vantage(vantage, counters);
+        flow.last_us = flow.last_us.max(ts_us);
+        counters.duplicate_vantage_packets += 1;
+        self.index.insert(key, slot);
+        true
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        tuple: &PacketTuple,
+        ctx: &TunnelContext,
+        ts_us: i64,
+        counters: &mut Counters,
+    ) -> Option<u32> {
+        if self.live >= self.cfg.max_flows {
+            counters.drop_n(Drop::FlowTableFull, 1);
+            return None;
+        }
+        let flow = Flow {
+            key,
+            aliases: ArrayVec::new(),
+            proto: tuple.proto,
+            orig: tuple.src,
+            resp: tuple.dst,
+            first_us: ts_us,
+            last_us: ts_us,
+            dirs: [DirStats::default(); 2],
+            tcp: None,
+            tunnel: ctx.layers().to_vec(),
+            vantages: ArrayVec::new(),
+            recent: [Recent::default(); RECENT],
+            recent_next: 0,
+            duplicate_pkts: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(flow);
+                s
+            }
+            None => {
+                let s = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(Some(flow));
+                s
+            }
+        };
+        self.index.insert(key, slot);
+        if key.domain != 0 {
+            self.by_tuple.entry(key.without_domain()).or_insert(slot);
+        }
+        self.live += 1;
+        counters.flows_created += 1;
+        Some(slot)
+    }
+
+    fn timeout_us(&self, f: &Flow) -> i64 {
+        let d = match f.proto {
+            6 => match &f.tcp {
+                Some(t) if t.is_closed() => self.cfg.tcp_closed_timeout,
+                _ => self.cfg.tcp_timeout,
+            },
+            17 => self.cfg.udp_timeout,
+            1 | 58 => self.cfg.icmp_timeout,
+            _ => self.cfg.other_timeout,
+        };
+        micros(d)
+    }
+
+    /// Ends every flow idle past its timeout at packet time `now_us`,
+    /// appending their records to `out`.
+    pub fn expire(&mut self, now_us: i64, out: &mut Vec<Record>, counters: &mut Counters) {
+        for slot in 0..self.slots.len() {
+            let due = match &self.slots[slot] {
+                Some(f) => now_us.saturating_sub(f.last_us) >= self.timeout_us(f),
+                None => false,
+            };
+            if due {
+                self.end(slot, out, counters);
+            }
+        }
+    }
+
+    /// Ends every flow (end of input), appending their records to `out`.
+    pub fn flush(&mut self, out: &mut Vec<Record>, counters: &mut Counters) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_some() {
+                self.end(slot, out, counters);
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+    }
+
+    fn end(&mut self, slot: usize, out: &mut Vec<Record>, counters: &mut Counters) {
+        let Some(flow) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.index.remove(&flow.key);
+        for a in &flow.aliases {
+            self.index.remove(a);
+        }
+        if self.by_tuple.get(&flow.key.without_domain()) == Some(&(slot as u32)) {
+            self.by_tuple.remove(&flow.key.without_domain());
+        }
+        self.free.push(slot as u32);
+        self.live -= 1;
+        counters.flows_expired += 1;
+        counters.records += 1;
+        out.push(Record::Flow(self.record(&flow)));
+    }
+
+    fn uid(&self, f: &Flow) -> String {
+        let mut h1 = FixedState::with_seed(0x7569_6431).build_hasher();
+        let mut h2 = FixedState::with_seed(0x7569_6432).build_hasher();
+        for h in [&mut h1, &mut h2] {
+            (f.key, f.first_us).hash(h);
+        }
+        let mut v = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut s = String::with_capacity(19);
+        s.push('C');
+        for _ in 0..18 {
+            s.push(char::from(ALPHABET[(v % 62) as usize]));
+            v /= 62;
+        }
+        s
+    }
+
+    fn record(&self, f: &Flow) -> FlowRecord {
+        let [o, r] = f.dirs;
+        let (conn_state, history, orig_bytes, resp_bytes, missed) = match &f.tcp {
+            Some(t) => (
+                t.conn_state().to_string(),
+                t.history().to_string(),
+                t.payload_bytes(Direction::Originator),
+                t.payload_bytes(Direction::Responder),
+                t.missed_bytes(),
+            ),
+            None => {
+                let state = match (f.proto, o.pkts > 0, r.pkts > 0) {
+                    (17, true, true) => "SF",
+                    (17, true, false) => "S0",
+                    (17, false, true) => "SHR",
+                    _ => "OTH",
+                };
+                let mut hist = String::new();
+                if f.proto == 17 {
+                    if o.pkts > 0 {
+                        hist.push('D');
+                    }
+                    if r.pkts > 0 {
+                        hist.push('d');
+                    }
+                }
+                (state.to_string(), hist, o.payload_bytes, r.payload_bytes, 0)
+            }
+        };
+        let flags = |v: u8| {
+            (f.proto == 6).then(|| {
+                let mut s = String::new();
+                for (bit, c) in [
+                    (tcp_flags::FIN, 'F'),
+                    (tcp_flags::SYN, 'S'),
+                    (tcp_flags::RST, 'R'),
+                    (tcp_flags::PSH, 'P'),
+                    (tcp_flags::ACK, 'A'),
+                    (0x20, 'U'),
+                    (0x40, 'E'),
+                    (0x80, 'C'),
+                ] {
+                    if v & bit != 0 {
+                        s.push(c);
+                    }
+                }
+                s
+            })
+        };
+        let tunnel: Vec<TunnelLayer> = {
+            let mut t = TunnelContext::new();
+            for l in &f.tunnel {
+                t.push(*l);
+            }
+            t.to_records()
+        };
+        FlowRecord {
+            ts: TimestampMicros(f.first_us),
+            end_ts: TimestampMicros(f.last_us),
+            uid: self.uid(f),
+            community_id: self.community_id.compute(
+                f.orig.addr,
+                f.resp.addr,
+                f.proto,
+                f.orig.port,
+                f.resp.port,
+            ),
+            proto: Proto(f.proto),
+            src_ip: f.orig.addr,
+            src_port: f.orig.port,
+            dst_ip: f.resp.addr,
+            dst_port: f.resp.port,
+            orig_pkts: o.pkts,
+            orig_bytes,
+            orig_ip_bytes: o.ip_bytes,
+            resp_pkts: r.pkts,
+            resp_bytes,
+            resp_ip_bytes: r.ip_bytes,
+            orig_tcp_flags: flags(o.tcp_flags),
+            resp_tcp_flags: flags(r.tcp_flags),
+            conn_state,
+            history,
+            missed_bytes: missed,
+            truncated_bytes: o.truncated_bytes + r.truncated_bytes,
+            duration: (f.last_us - f.first_us) as f64 / 1e6,
+            service: None,
+            tunnel,
+            vantages: u32::try_from(f.vantages.len()).unwrap_or(u32::MAX),
+            duplicate_pkts: f.duplicate_pkts,
+        }
+    }
+}

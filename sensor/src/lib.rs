@@ -1,0 +1,17 @@
+//! The mirror sensor: decapsulates AWS VPC Traffic Mirroring (VXLAN, GENEVE
+//! from a Gateway Load Balancer) and on-premises mirroring (GRE, ERSPAN),
+//! tracks flows, and writes activity records.
+//!
+//! The data path, stage by stage (see ARCHITECTURE.md):
+//! [`capture`] → [`decap`] (with [`decap::defrag`]) → [`flow`] → [`record`],
+//! wired together by [`runtime`]; [`metrics`] counts everything by reason;
+//! [`config`] holds every cap.
+
+pub mod capture;
+pub mod config;
+pub mod decap;
+pub mod flow;
+pub mod metrics;
+pub mod packet;
+pub mod record;
+pub mod runtime;

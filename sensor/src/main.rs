@@ -1,0 +1,130 @@
+//! `sensor`: the command line of the mirror sensor.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use sensor::config::PipelineConfig;
+use sensor::metrics::Counters;
+use sensor::record::{DiscardSink, JsonLinesSink, RecordSink};
+use sensor::runtime::offline::{RunSummary, run_files};
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sensor", version, about = "Mirror sensor for AWS VPC Traffic Mirroring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run capture files (pcap, pcapng, optionally gzip-compressed) through
+    /// the pipeline the live sensor runs.
+    Pcap(PcapArgs),
+}
+
+#[derive(clap::Args)]
+struct PcapArgs {
+    /// Capture files, processed in order as one stream.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write records as JSON lines to PATH, or `-` for stdout.
+    #[arg(long, value_name = "PATH|-")]
+    json: Option<String>,
+    /// Print counters, drops and anomalies by reason, and rates, to stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Worker threads (1 = everything on the calling thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Community ID seed.
+    #[arg(long, default_value_t = 0)]
+    community_id_seed: u16,
+    /// Render Community ID as hexadecimal instead of base64.
+    #[arg(long)]
+    community_id_hex: bool,
+    /// UDP ports carrying VXLAN (repeat; default 4789 and 8472).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    vxlan_ports: Vec<u16>,
+    /// UDP ports carrying GENEVE (repeat; default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT")]
+    geneve_ports: Vec<u16>,
+    /// Most flows tracked at once per worker.
+    #[arg(long)]
+    max_flows: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pcap(args) => pcap(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sensor: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn pcap(args: PcapArgs) -> Result<ExitCode> {
+    let mut cfg = PipelineConfig::default();
+    cfg.community_id.seed = args.community_id_seed;
+    cfg.community_id.base64 = !args.community_id_hex;
+    if !args.vxlan_ports.is_empty() {
+        cfg.decap.vxlan_ports = args.vxlan_ports;
+    }
+    if !args.geneve_ports.is_empty() {
+        cfg.decap.geneve_ports = args.geneve_ports;
+    }
+    if let Some(n) = args.max_flows {
+        if n == 0 {
+            bail!("--max-flows must be at least 1");
+        }
+        cfg.flows.max_flows = n;
+    }
+    let workers = usize::from(args.workers);
+    let summary = match args.json.as_deref() {
+        Some("-") => run_files(&args.files, &cfg, workers, &mut JsonLinesSink::new(std::io::stdout()))?,
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating {path}"))?;
+            run_files(&args.files, &cfg, workers, &mut JsonLinesSink::new(f))?
+        }
+        None => run_files(&args.files, &cfg, workers, &mut DiscardSink as &mut (dyn RecordSink + Send))?,
+    };
+    if args.stats {
+        print_stats(&summary);
+    }
+    for e in &summary.file_errors {
+        eprintln!("sensor: {e}");
+    }
+    Ok(if summary.file_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_stats(s: &RunSummary) {
+    let c: &Counters = &s.counters;
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "packets: {}", c.packets);
+    let _ = writeln!(e, "bytes: {}", c.bytes);
+    let _ = writeln!(e, "non_ip_packets: {}", c.non_ip_packets);
+    let _ = writeln!(e, "fragments: {}", c.fragments);
+    let _ = writeln!(e, "reassembled: {}", c.reassembled);
+    let _ = writeln!(e, "duplicate_vantage_packets: {}", c.duplicate_vantage_packets);
+    let _ = writeln!(e, "truncated_bytes: {}", c.truncated_bytes);
+    let _ = writeln!(e, "flows: {}", c.flows_created);
+    let _ = writeln!(e, "records: {}", c.records);
+    let _ = writeln!(e, "drops: {}", c.total_drops());
+    let _ = writeln!(e, "drops_by_reason: {}", c.drop_summary());
+    let _ = writeln!(e, "anomalies_by_reason: {}", c.anomaly_summary());
+    let _ = writeln!(e, "elapsed_s: {secs:.6}");
+    let _ = writeln!(e, "pps: {:.1}", c.packets as f64 / secs);
+    let _ = writeln!(e, "gbps: {:.4}", c.bytes as f64 * 8.0 / secs / 1e9);
+}

@@ -1,0 +1,224 @@
+//! Runtime: wires capture, decapsulation, flows and output together, on one
+//! thread or across workers.
+//!
+//! The two halves of every pipeline:
+//! - [`Frontend`]: frame → decapsulation → fragment reassembly → inner
+//!   packet; it owns the only state that must see every packet of a
+//!   datagram (fragments), so there is one per input.
+//! - [`Worker`]: inner packets of its shard → flow table → records.
+//!
+//! Time is the packets' own: a [`Clock`] turns packet timestamps into sweep
+//! ticks at fixed boundaries of `flows.sweep_interval`, so flows end at the
+//! same points whatever the number of workers, and each sweep's records are
+//! written sorted. That is what makes the output byte-identical with one
+//! worker or many.
+
+pub mod offline;
+
+use crate::capture::RawFrame;
+use crate::config::PipelineConfig;
+use crate::decap::defrag::Defragmenter;
+use crate::decap::tunnel::TunnelContext;
+use crate::decap::{Decoded, Decoder, InnerPacket};
+use crate::flow::FlowTable;
+use crate::metrics::Counters;
+use foldhash::fast::FixedState;
+use nucleus_proto::Record;
+
+/// Where an inner packet came from, so a worker on another thread can
+/// decode it again from bytes it owns.
+pub enum Origin<'a> {
+    /// Straight from the frame.
+    Frame,
+    /// From a datagram rebuilt from fragments; `base` holds the layers
+    /// outside the fragmented IP header.
+    Reassembled {
+        /// The rebuilt IP datagram.
+        bytes: &'a [u8],
+        /// The tunnel layers around it.
+        base: &'a TunnelContext,
+    },
+}
+
+/// Decapsulation and reassembly for one input.
+pub struct Frontend {
+    decoder: Decoder,
+    defrag: Defragmenter,
+    ctx: TunnelContext,
+    hasher: FixedState,
+    /// What this frontend counted.
+    pub counters: Counters,
+}
+
+/// Most nested reassemblies per frame (a fragment inside a reassembled
+/// datagram inside ...).
+const MAX_NESTED_REASSEMBLY: usize = 4;
+
+impl Frontend {
+    /// A frontend for the configuration.
+    pub fn new(cfg: &PipelineConfig) -> Self {
+        Self {
+            decoder: Decoder::new(cfg.decap.clone()),
+            defrag: Defragmenter::new(cfg.defrag.clone()),
+            ctx: TunnelContext::new(),
+            hasher: FixedState::with_seed(0x6672_6f6e_74),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The decoder (workers on other threads use a clone).
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// Decodes one frame and hands every inner packet it yields to `sink`.
+    pub fn ingest<F>(&mut self, frame: &RawFrame<'_>, mut sink: F)
+    where
+        F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
+    {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(frame.orig_len);
+        match self
+            .decoder
+            .decode(frame.link, frame.data, &mut self.ctx, &mut self.counters)
+        {
+            Decoded::Packet(p) => sink(&p, &self.ctx, Origin::Frame),
+            Decoded::NotIp => self.counters.non_ip_packets += 1,
+            Decoded::Malformed => {}
+            Decoded::Fragment(f) => {
+                let domain = self.ctx.domain_hash(&self.hasher);
+                let mut pending = self.defrag.push(&f, domain, frame.ts_us, &mut self.counters);
+                let mut rounds = 0;
+                while let Some(buf) = pending.take() {
+                    rounds += 1;
+                    if rounds > MAX_NESTED_REASSEMBLY {
+                        break;
+                    }
+                    let base = self.ctx.clone();
+                    match self.decoder.decode_ip(&buf, &mut self.ctx, &mut self.counters) {
+                        Decoded::Packet(p) => sink(
+                            &p,
+                            &self.ctx,
+                            Origin::Reassembled {
+                                bytes: &buf,
+                                base: &base,
+                            },
+                        ),
+                        Decoded::Fragment(inner) => {
+                            let domain = self.ctx.domain_hash(&self.hasher);
+                            pending = self.defrag.push(&inner, domain, frame.ts_us, &mut self.counters);
+                        }
+                        Decoded::NotIp => self.counters.non_ip_packets += 1,
+                        Decoded::Malformed => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sweep at packet time `now_us`: forgets stale fragments.
+    pub fn tick(&mut self, now_us: i64) {
+        self.defrag.expire(now_us, &mut self.counters);
+    }
+}
+
+/// The flow stage of one shard.
+pub struct Worker {
+    flows: FlowTable,
+    /// What this worker counted.
+    pub counters: Counters,
+    out: Vec<Record>,
+}
+
+impl Worker {
+    /// A worker for the configuration.
+    pub fn new(cfg: &PipelineConfig) -> Self {
+        Self {
+            flows: FlowTable::new(cfg.flows.clone(), &cfg.community_id),
+            counters: Counters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Accounts one inner packet.
+    #[inline]
+    pub fn process(&mut self, p: &InnerPacket<'_>, ctx: &TunnelContext, ts_us: i64) {
+        self.flows.process(p, ctx, ts_us, &mut self.counters);
+    }
+
+    /// Sweep at packet time `now_us`; returns the records of flows that
+    /// ended, sorted.
+    pub fn tick(&mut self, now_us: i64) -> Vec<Record> {
+        self.flows.expire(now_us, &mut self.out, &mut self.counters);
+        self.take_sorted()
+    }
+
+    /// End of input: every flow ends; returns their records, sorted.
+    pub fn finish(&mut self) -> Vec<Record> {
+        self.flows.flush(&mut self.out, &mut self.counters);
+        self.take_sorted()
+    }
+
+    /// Flows tracked now.
+    pub fn active_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn take_sorted(&mut self) -> Vec<Record> {
+        let mut v = std::mem::take(&mut self.out);
+        crate::record::sort_records(&mut v);
+        v
+    }
+}
+
+/// Packet-time sweep boundaries.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    interval_us: i64,
+    next_tick_us: Option<i64>,
+}
+
+impl Clock {
+    /// A clock ticking every `interval` of packet time (at least 1 ms).
+    pub fn new(interval: std::time::Duration) -> Self {
+        let us = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX).max(1_000);
+        Self {
+            interval_us: us,
+            next_tick_us: None,
+        }
+    }
+
+    /// Advances to a packet's time; returns the tick to run first, if a
+    /// boundary was crossed. Time going backwards never ticks.
+    pub fn advance(&mut self, ts_us: i64) -> Option<i64> {
+        let boundary = ts_us.div_euclid(self.interval_us) * self.interval_us;
+        match self.next_tick_us {
+            None => {
+                self.next_tick_us = Some(boundary.saturating_add(self.interval_us));
+                None
+            }
+            Some(next) if ts_us >= next => {
+                self.next_tick_us = Some(boundary.saturating_add(self.interval_us));
+                Some(boundary)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clock_ticks_once_per_crossed_boundary() {
+        let mut c = Clock::new(Duration::from_secs(1));
+        assert_eq!(c.advance(10_500_000), None);
+        assert_eq!(c.advance(10_900_000), None);
+        assert_eq!(c.advance(11_000_001), Some(11_000_000));
+        assert_eq!(c.advance(10_000_000), None);
+        assert_eq!(c.advance(15_200_000), Some(15_000_000));
+        assert_eq!(c.advance(15_300_000), None);
+    }
+}

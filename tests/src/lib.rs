@@ -1,0 +1,57 @@
+//! Shared helpers for the end-to-end tests: find the corpus and the real
+//! `sensor` binary, run `sensor pcap`, parse its JSON flow records, and
+//! compute reference flows from tshark and from Zeek's `conn.log` baselines.
+//!
+//! The tests in `tests/` are thin: each one states what a user relies on and
+//! uses these helpers to check it. Nothing here links the sensor library; the
+//! binary is the unit under test.
+
+// Test support: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod corpus;
+pub mod flow;
+pub mod sensor;
+pub mod tshark;
+pub mod zeek;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root: the parent of this package's directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Applies `work` to every item on `threads` threads and returns the results
+/// in the items' order. Used to run external tools over many captures.
+pub fn parallel_map<T, R, F>(items: &[T], threads: usize, work: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(index) else { break };
+                    let result = work(item);
+                    results.lock().expect("no worker panicked")[index] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no worker panicked")
+        .into_iter()
+        .map(|r| r.expect("every item was processed"))
+        .collect()
+}
