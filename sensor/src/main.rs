@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sensor", version, about = "Mirror sensor for AWS VPC Traffic Mirroring")]
+#[command(
+    name = "sensor",
+    version,
+    about = "Mirror sensor for AWS VPC Traffic Mirroring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,12 +92,22 @@ fn pcap(args: PcapArgs) -> Result<ExitCode> {
     }
     let workers = usize::from(args.workers);
     let summary = match args.json.as_deref() {
-        Some("-") => run_files(&args.files, &cfg, workers, &mut JsonLinesSink::new(std::io::stdout()))?,
+        Some("-") => run_files(
+            &args.files,
+            &cfg,
+            workers,
+            &mut JsonLinesSink::new(std::io::stdout()),
+        )?,
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating {path}"))?;
             run_files(&args.files, &cfg, workers, &mut JsonLinesSink::new(f))?
         }
-        None => run_files(&args.files, &cfg, workers, &mut DiscardSink as &mut (dyn RecordSink + Send))?,
+        None => run_files(
+            &args.files,
+            &cfg,
+            workers,
+            &mut DiscardSink as &mut (dyn RecordSink + Send),
+        )?,
     };
     if args.stats {
         print_stats(&summary);
@@ -117,7 +131,11 @@ fn print_stats(s: &RunSummary) {
     let _ = writeln!(e, "non_ip_packets: {}", c.non_ip_packets);
     let _ = writeln!(e, "fragments: {}", c.fragments);
     let _ = writeln!(e, "reassembled: {}", c.reassembled);
-    let _ = writeln!(e, "duplicate_vantage_packets: {}", c.duplicate_vantage_packets);
+    let _ = writeln!(
+        e,
+        "duplicate_vantage_packets: {}",
+        c.duplicate_vantage_packets
+    );
     let _ = writeln!(e, "truncated_bytes: {}", c.truncated_bytes);
     let _ = writeln!(e, "flows: {}", c.flows_created);
     let _ = writeln!(e, "records: {}", c.records);

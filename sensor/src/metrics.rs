@@ -189,7 +189,13 @@ impl Counters {
         for a in Anomaly::ALL {
             let n = self.anomalies[*a as usize];
             if n > 0 {
-                let _ = write!(s, "{}{}={}", if s.is_empty() { "" } else { " " }, a.name(), n);
+                let _ = write!(
+                    s,
+                    "{}{}={}",
+                    if s.is_empty() { "" } else { " " },
+                    a.name(),
+                    n
+                );
             }
         }
         s
@@ -201,7 +207,13 @@ impl Counters {
         for d in Drop::ALL {
             let n = self.drops[*d as usize];
             if n > 0 {
-                let _ = write!(s, "{}{}={}", if s.is_empty() { "" } else { " " }, d.name(), n);
+                let _ = write!(
+                    s,
+                    "{}{}={}",
+                    if s.is_empty() { "" } else { " " },
+                    d.name(),
+                    n
+                );
             }
         }
         s

@@ -94,7 +94,9 @@ pub fn read_capture(
         reason: reason.to_string(),
     };
     match data.get(..4) {
-        Some([0x0a, 0x0d, 0x0d, 0x0a]) => read_pcapng(data, counters, on_frame).map_err(|e| not(&e.to_string())),
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => {
+            read_pcapng(data, counters, on_frame).map_err(|e| not(&e.to_string()))
+        }
         Some(_) => match PcapParser::new(data) {
             Ok((rest, parser)) => Ok(read_pcap(rest, &parser, counters, on_frame)),
             Err(e) => Err(not(&e.to_string())),

@@ -192,7 +192,12 @@ impl Defragmenter {
 
 /// Builds an unfragmented IP datagram from the first piece's header (IPv4)
 /// or a plain 40-byte header (IPv6) and the reassembled payload.
-fn rebuild(key: &FragKey, v4_header: &[u8], payload: &[u8], counters: &mut Counters) -> Option<Vec<u8>> {
+fn rebuild(
+    key: &FragKey,
+    v4_header: &[u8],
+    payload: &[u8],
+    counters: &mut Counters,
+) -> Option<Vec<u8>> {
     match (key.src, key.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
             if v4_header.len() < 20 {

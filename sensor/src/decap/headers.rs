@@ -302,7 +302,10 @@ mod tests {
         let p = [0x02, 0, 0x65, 0x58, 0, 0, 1, 0, 0, 1, 2, 0x1f, 0, 0, 0, 0];
         let (g, _) = parse_geneve(&p).unwrap();
         assert_eq!(g.options_dropped, 1);
-        assert_eq!(parse_geneve(&[0x3f, 0, 0, 0, 0, 0, 0, 0]).err(), Some(HeaderError::Truncated));
+        assert_eq!(
+            parse_geneve(&[0x3f, 0, 0, 0, 0, 0, 0, 0]).err(),
+            Some(HeaderError::Truncated)
+        );
     }
 
     #[test]
@@ -329,7 +332,10 @@ mod tests {
 
     #[test]
     fn ppp_protocol_forms() {
-        assert_eq!(parse_ppp(&[0xff, 0x03, 0x00, 0x21, 1]).unwrap(), (0x21, &[1u8][..]));
+        assert_eq!(
+            parse_ppp(&[0xff, 0x03, 0x00, 0x21, 1]).unwrap(),
+            (0x21, &[1u8][..])
+        );
         assert_eq!(parse_ppp(&[0x21, 1]).unwrap(), (0x21, &[1u8][..]));
         assert_eq!(parse_ppp(&[0x00, 0x57]).unwrap(), (0x57, &[][..]));
     }

@@ -17,7 +17,7 @@ pub mod tunnel;
 
 use crate::config::DecapConfig;
 use crate::metrics::{Anomaly, Counters};
-use etherparse::{IpNumber, LaxIpSlice, Ipv6ExtensionSlice, TcpSlice, UdpSlice};
+use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 use headers::{HeaderError, MplsPayload};
 use std::net::IpAddr;
 use tunnel::{Encap, OuterAddrs, TunnelContext};
@@ -294,7 +294,14 @@ impl Decoder {
                         };
                         let id = u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff;
                         let next = u16::from_be_bytes([tag[2], tag[3]]);
-                        if !self.push(ctx, Encap::Vlan { id, tpid: ethertype }, counters) {
+                        if !self.push(
+                            ctx,
+                            Encap::Vlan {
+                                id,
+                                tpid: ethertype,
+                            },
+                            counters,
+                        ) {
                             return Decoded::Malformed;
                         }
                         Step::EtherType(next, &b[4..])
@@ -352,7 +359,12 @@ impl Decoder {
         Decoded::Malformed
     }
 
-    fn ip<'a>(&self, b: &'a [u8], ctx: &mut TunnelContext, counters: &mut Counters) -> IpOutcome<'a> {
+    fn ip<'a>(
+        &self,
+        b: &'a [u8],
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> IpOutcome<'a> {
         let (ip, ext_err) = match LaxIpSlice::from_slice(b) {
             Ok(v) => v,
             Err(_) => {

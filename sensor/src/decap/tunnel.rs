@@ -338,7 +338,10 @@ mod tests {
             option_count: 0,
         });
         let json = serde_json::to_string(&t.to_records()).unwrap();
-        assert!(json.contains(r#""endpoint_id":"vpce-00123456789abcdef""#), "{json}");
+        assert!(
+            json.contains(r#""endpoint_id":"vpce-00123456789abcdef""#),
+            "{json}"
+        );
         assert!(json.contains(r#""flow_cookie":42"#), "{json}");
     }
 }

@@ -81,7 +81,14 @@ impl CommunityId {
 
     /// The ID of a packet or flow. For ICMP, `src_port` and `dst_port` are
     /// the type and code as they appear in the packet.
-    pub fn compute(&self, src: IpAddr, dst: IpAddr, proto: u8, src_port: u16, dst_port: u16) -> String {
+    pub fn compute(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+    ) -> String {
         let (sp, dp, one_way) = match proto {
             ICMP | ICMP6 => icmp_ports(proto, src_port as u8, dst_port as u8),
             _ => (src_port, dst_port, false),
@@ -107,7 +114,10 @@ impl CommunityId {
         }
         let digest = h.finalize();
         if self.base64 {
-            format!("1:{}", base64::engine::general_purpose::STANDARD.encode(digest))
+            format!(
+                "1:{}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
         } else {
             let mut s = String::with_capacity(42);
             s.push_str("1:");

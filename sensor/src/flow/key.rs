@@ -4,7 +4,7 @@
 
 use crate::decap::{InnerPacket, Transport};
 use crate::flow::community_id::icmp_ports;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 /// One endpoint of a flow.
@@ -40,7 +40,9 @@ impl PacketTuple {
             } => (src_port, dst_port),
             // A two-way type is keyed as (type, counterpart type), so a reply
             // (0, 8) meets its request (8, 0) once the endpoints are ordered.
-            Transport::Icmp { icmp_type, code, .. } => {
+            Transport::Icmp {
+                icmp_type, code, ..
+            } => {
                 let (s, d, _one_way) = icmp_ports(p.proto, icmp_type, code);
                 (s, d)
             }
@@ -106,9 +108,7 @@ pub fn steering_hash<S: BuildHasher>(t: &PacketTuple, hasher: &S) -> u64 {
     } else {
         (t.dst, t.src)
     };
-    let mut h = hasher.build_hasher();
-    (t.proto, lo, hi).hash(&mut h);
-    h.finish()
+    hasher.hash_one((t.proto, lo, hi))
 }
 
 #[cfg(test)]

@@ -80,7 +80,10 @@ impl Flow {
     }
 
     fn add_vantage(&mut self, vantage: u64, counters: &mut Counters) {
-        if vantage != 0 && !self.vantages.contains(&vantage) && self.vantages.try_push(vantage).is_err() {
+        if vantage != 0
+            && !self.vantages.contains(&vantage)
+            && self.vantages.try_push(vantage).is_err()
+        {
             counters.drop_n(Drop::VantagesCap, 1);
         }
     }
@@ -143,7 +146,13 @@ impl FlowTable {
     }
 
     /// Accounts one packet at packet time `ts_us`.
-    pub fn process(&mut self, p: &InnerPacket<'_>, ctx: &TunnelContext, ts_us: i64, counters: &mut Counters) {
+    pub fn process(
+        &mut self,
+        p: &InnerPacket<'_>,
+        ctx: &TunnelContext,
+        ts_us: i64,
+        counters: &mut Counters,
+    ) {
         let tuple = PacketTuple::of(p);
         let domain = ctx.domain_hash(&self.hasher);
         let vantage = ctx.vantage_hash(&self.hasher);
@@ -154,7 +163,16 @@ impl FlowTable {
         let slot = match self.index.get(&key) {
             Some(&s) => s,
             None => {
-                if domain != 0 && self.adopt_second_vantage(key, fingerprint, vantage, ts_us, window_us, counters) {
+                if domain != 0
+                    && self.adopt_second_vantage(
+                        key,
+                        fingerprint,
+                        vantage,
+                        ts_us,
+                        window_us,
+                        counters,
+                    )
+                {
                     return;
                 }
                 match self.create(key, &tuple, ctx, ts_us, counters) {

@@ -61,7 +61,7 @@ impl Frontend {
             decoder: Decoder::new(cfg.decap.clone()),
             defrag: Defragmenter::new(cfg.defrag.clone()),
             ctx: TunnelContext::new(),
-            hasher: FixedState::with_seed(0x6672_6f6e_74),
+            hasher: FixedState::with_seed(0x0066_726f_6e74),
             counters: Counters::default(),
         }
     }
@@ -87,7 +87,9 @@ impl Frontend {
             Decoded::Malformed => {}
             Decoded::Fragment(f) => {
                 let domain = self.ctx.domain_hash(&self.hasher);
-                let mut pending = self.defrag.push(&f, domain, frame.ts_us, &mut self.counters);
+                let mut pending = self
+                    .defrag
+                    .push(&f, domain, frame.ts_us, &mut self.counters);
                 let mut rounds = 0;
                 while let Some(buf) = pending.take() {
                     rounds += 1;
@@ -95,7 +97,10 @@ impl Frontend {
                         break;
                     }
                     let base = self.ctx.clone();
-                    match self.decoder.decode_ip(&buf, &mut self.ctx, &mut self.counters) {
+                    match self
+                        .decoder
+                        .decode_ip(&buf, &mut self.ctx, &mut self.counters)
+                    {
                         Decoded::Packet(p) => sink(
                             &p,
                             &self.ctx,
@@ -106,7 +111,9 @@ impl Frontend {
                         ),
                         Decoded::Fragment(inner) => {
                             let domain = self.ctx.domain_hash(&self.hasher);
-                            pending = self.defrag.push(&inner, domain, frame.ts_us, &mut self.counters);
+                            pending =
+                                self.defrag
+                                    .push(&inner, domain, frame.ts_us, &mut self.counters);
                         }
                         Decoded::NotIp => self.counters.non_ip_packets += 1,
                         Decoded::Malformed => {}
@@ -114,6 +121,11 @@ impl Frontend {
                 }
             }
         }
+    }
+
+    /// Datagrams being reassembled and the bytes they hold.
+    pub fn defrag_usage(&self) -> (usize, usize) {
+        (self.defrag.in_progress(), self.defrag.buffered_bytes())
     }
 
     /// Sweep at packet time `now_us`: forgets stale fragments.
@@ -181,7 +193,9 @@ pub struct Clock {
 impl Clock {
     /// A clock ticking every `interval` of packet time (at least 1 ms).
     pub fn new(interval: std::time::Duration) -> Self {
-        let us = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX).max(1_000);
+        let us = i64::try_from(interval.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1_000);
         Self {
             interval_us: us,
             next_tick_us: None,

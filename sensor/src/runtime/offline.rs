@@ -149,7 +149,7 @@ fn run_threaded(
     sink: &mut (dyn RecordSink + Send),
 ) -> Result<(Counters, Vec<String>), RunError> {
     let mut fe = Frontend::new(cfg);
-    let steer = FixedState::with_seed(0x7374_6565_72);
+    let steer = FixedState::with_seed(0x0073_7465_6572);
     let (rec_tx, rec_rx) = bounded::<EpochRecords>(n * 4);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (QUEUE_BATCHES + 2));
     let mut senders: Vec<Sender<Batch>> = Vec::with_capacity(n);
@@ -298,7 +298,11 @@ fn worker_loop(
 /// in order. Every worker reports every sweep exactly once and in order, so
 /// sweep k is complete once `n` reports of it have arrived, and sweeps
 /// complete in order.
-fn writer_loop(n: usize, rx: &Receiver<EpochRecords>, sink: &mut (dyn RecordSink + Send)) -> Result<(), RunError> {
+fn writer_loop(
+    n: usize,
+    rx: &Receiver<EpochRecords>,
+    sink: &mut (dyn RecordSink + Send),
+) -> Result<(), RunError> {
     let mut per_sweep: BTreeMap<u64, (usize, Vec<Record>)> = BTreeMap::new();
     let mut next_to_write = 0u64;
     let mut finished = 0usize;
