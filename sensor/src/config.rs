@@ -83,6 +83,10 @@ pub struct FlowConfig {
     /// A TCP flow closed by FIN both ways or RST ends this long after its
     /// last packet (Zeek's `tcp_close_delay`/`tcp_reset_delay`: 5 s).
     pub tcp_closed_timeout: Duration,
+    /// A TCP connection attempt (SYN or SYN-ACK) with no answer from the other
+    /// side ends this long after it started (Zeek's `tcp_attempt_delay`: 5 s);
+    /// later packets start a new flow.
+    pub tcp_attempt_timeout: Duration,
     /// A UDP flow with no packet for this long ends (Zeek: 1 min).
     pub udp_timeout: Duration,
     /// An ICMP flow with no packet for this long ends (Zeek: 1 min).
@@ -94,7 +98,32 @@ pub struct FlowConfig {
     /// Window within which a packet delivered by a second mirror session is
     /// recognised as a copy of one already seen.
     pub duplicate_window: Duration,
+    /// TCP ports servers usually listen on. When a flow's first packet is
+    /// not a SYN and comes from such a port (and, for the originator-side
+    /// port, not from another), the receiver is taken as the originator, as
+    /// Zeek does with `likely_server_ports`.
+    pub likely_server_ports_tcp: Vec<u16>,
+    /// UDP ports servers usually listen on: a flow whose first packet comes
+    /// from one of them (to a port that is not one) starts with the roles
+    /// flipped, marked `^` in the history.
+    pub likely_server_ports_udp: Vec<u16>,
 }
+
+/// The TCP ports Zeek's base protocol scripts add to `likely_server_ports`
+/// (ftp, ssh, smtp, dns, http, krb, dce-rpc, smb, imap, ldap, ssl, modbus,
+/// mqtt, rdp, xmpp, postgresql, redis, irc, dnp3), which decide who is the
+/// server when the start of a connection was not seen.
+pub const DEFAULT_LIKELY_SERVER_PORTS_TCP: &[u16] = &[
+    21, 22, 25, 53, 80, 81, 88, 135, 139, 143, 389, 443, 445, 502, 563, 585, 587, 614, 631, 636,
+    989, 990, 992, 993, 995, 1080, 1883, 2811, 3128, 3268, 3389, 5222, 5223, 5269, 5432, 6379,
+    6666, 6667, 6668, 6669, 8000, 8080, 8888, 20000,
+];
+
+/// The UDP ports of the protocols Zeek analyses by default.
+pub const DEFAULT_LIKELY_SERVER_PORTS_UDP: &[u16] = &[
+    53, 67, 69, 88, 111, 123, 137, 161, 162, 443, 514, 2049, 2123, 2152, 3544, 4789, 5072, 5353,
+    5355, 6081, 20000,
+];
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -102,11 +131,14 @@ impl Default for FlowConfig {
             max_flows: 1_000_000,
             tcp_timeout: Duration::from_secs(300),
             tcp_closed_timeout: Duration::from_secs(5),
+            tcp_attempt_timeout: Duration::from_secs(5),
             udp_timeout: Duration::from_secs(60),
             icmp_timeout: Duration::from_secs(60),
             other_timeout: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(1),
             duplicate_window: Duration::from_millis(500),
+            likely_server_ports_tcp: DEFAULT_LIKELY_SERVER_PORTS_TCP.to_vec(),
+            likely_server_ports_udp: DEFAULT_LIKELY_SERVER_PORTS_UDP.to_vec(),
         }
     }
 }

@@ -465,10 +465,10 @@ impl Decoder {
                     }
                 }
                 Err(_) => {
+                    // Without its whole header a segment cannot be placed in
+                    // a connection (Zeek: `truncated_header`, no connection).
                     counters.anomaly(Anomaly::TcpHeaderTruncated);
-                    Transport::Other {
-                        payload_len: claimed,
-                    }
+                    return IpOutcome::Done(Decoded::Malformed);
                 }
             },
             IpNumber::UDP => match UdpSlice::from_slice_lax(l4) {
@@ -487,9 +487,7 @@ impl Decoder {
                 }
                 Err(_) => {
                     counters.anomaly(Anomaly::UdpTruncated);
-                    Transport::Other {
-                        payload_len: claimed,
-                    }
+                    return IpOutcome::Done(Decoded::Malformed);
                 }
             },
             IpNumber::ICMP | IpNumber::IPV6_ICMP if l4.len() >= 2 => Transport::Icmp {

@@ -6,7 +6,7 @@
 
 use super::community_id::CommunityId;
 use super::key::{Endpoint, FlowKey, PacketTuple};
-use super::tcp_state::{RoleChange, TcpConnection, TcpSegment};
+use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
 use crate::config::{CommunityIdConfig, FlowConfig};
 use crate::decap::tunnel::{Encap, TunnelContext};
 use crate::decap::{InnerPacket, Transport, tcp_flags};
@@ -49,6 +49,8 @@ struct Flow {
     proto: u8,
     orig: Endpoint,
     resp: Endpoint,
+    /// Roles were swapped from the first packet's (Zeek's `^`).
+    flipped: bool,
     first_us: i64,
     last_us: i64,
     dirs: [DirStats; 2],
@@ -100,6 +102,26 @@ pub struct FlowTable {
     free: Vec<u32>,
     live: usize,
     community_id: CommunityId,
+    server_ports_tcp: PortSet,
+    server_ports_udp: PortSet,
+}
+
+/// A set of ports as a bitmap: one lookup per new flow, no hashing.
+#[derive(Debug, Clone)]
+struct PortSet(Box<[u64; 1024]>);
+
+impl PortSet {
+    fn new(ports: &[u16]) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for &p in ports {
+            bits[usize::from(p >> 6)] |= 1 << (p & 63);
+        }
+        Self(bits)
+    }
+
+    fn contains(&self, p: u16) -> bool {
+        self.0[usize::from(p >> 6)] & (1 << (p & 63)) != 0
+    }
 }
 
 fn micros(d: std::time::Duration) -> i64 {
@@ -111,7 +133,6 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig, cid: &CommunityIdConfig) -> Self {
         let seed = 0x6d69_7272_6f72;
         Self {
-            cfg,
             hasher: FixedState::with_seed(seed),
             index: HashMap::with_hasher(FixedState::with_seed(seed ^ 1)),
             by_tuple: HashMap::with_hasher(FixedState::with_seed(seed ^ 2)),
@@ -119,6 +140,9 @@ impl FlowTable {
             free: Vec::new(),
             live: 0,
             community_id: CommunityId::new(cid.seed, cid.base64),
+            server_ports_tcp: PortSet::new(&cfg.likely_server_ports_tcp),
+            server_ports_udp: PortSet::new(&cfg.likely_server_ports_udp),
+            cfg,
         }
     }
 
@@ -145,12 +169,14 @@ impl FlowTable {
         h.finish()
     }
 
-    /// Accounts one packet at packet time `ts_us`.
+    /// Accounts one packet at packet time `ts_us`. A flow that ends because
+    /// its 5-tuple is reused by a new connection appends its record to `out`.
     pub fn process(
         &mut self,
         p: &InnerPacket<'_>,
         ctx: &TunnelContext,
         ts_us: i64,
+        out: &mut Vec<Record>,
         counters: &mut Counters,
     ) {
         let tuple = PacketTuple::of(p);
@@ -160,8 +186,45 @@ impl FlowTable {
         let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
         let window_us = micros(self.cfg.duplicate_window);
 
-        let slot = match self.index.get(&key) {
-            Some(&s) => s,
+        let seg = match p.transport {
+            Transport::Tcp {
+                flags,
+                seq,
+                ack,
+                window,
+                payload_len,
+                ..
+            } => Some(TcpSegment {
+                flags,
+                seq,
+                ack,
+                window,
+                payload_len,
+                // Checksums are not verified (see ARCHITECTURE.md); a cut
+                // packet's payload is unknown to the tracker.
+                checksum_ok: if p.truncated_bytes > 0 {
+                    None
+                } else {
+                    Some(true)
+                },
+            }),
+            _ => None,
+        };
+        let mut slot = self.index.get(&key).copied();
+        if let (Some(s), Some(seg)) = (slot, &seg) {
+            // A new SYN on the 5-tuple of a finished connection starts a new
+            // connection (Zeek's IsReuse): the old one ends here.
+            let reuse = self.slots[s as usize]
+                .as_ref()
+                .and_then(|f| f.tcp.as_ref())
+                .is_some_and(|t| t.is_reuse(seg));
+            if reuse {
+                self.end(s as usize, out, counters);
+                slot = None;
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
             None => {
                 if domain != 0
                     && self.adopt_second_vantage(
@@ -175,7 +238,8 @@ impl FlowTable {
                 {
                     return;
                 }
-                match self.create(key, &tuple, ctx, ts_us, counters) {
+                let flip = self.starts_flipped(p, &tuple);
+                match self.create(key, &tuple, flip, ctx, ts_us, counters) {
                     Some(s) => s,
                     None => return,
                 }
@@ -205,35 +269,29 @@ impl FlowTable {
         d.ip_bytes += u64::from(p.ip_len);
         d.truncated_bytes += u64::from(p.truncated_bytes);
         counters.truncated_bytes += u64::from(p.truncated_bytes);
-        match p.transport {
-            Transport::Tcp {
-                flags,
-                seq,
-                ack,
-                window,
-                payload_len,
-                ..
-            } => {
+        let mut moves_clock = true;
+        match (p.transport, seg) {
+            (Transport::Tcp { flags, .. }, Some(seg)) => {
                 d.tcp_flags |= flags;
-                let seg = TcpSegment {
-                    flags,
-                    seq,
-                    ack,
-                    window,
-                    payload_len,
-                    checksum_ok: None,
-                };
                 let tcp = flow.tcp.get_or_insert_with(TcpConnection::new);
+                // Zeek stops moving a connection's last-seen time once both
+                // sides closed.
+                moves_clock = !tcp.both_closed();
                 if tcp.on_segment(dir, &seg) == RoleChange::Flip {
                     std::mem::swap(&mut flow.orig, &mut flow.resp);
                     flow.dirs.swap(0, 1);
                 }
             }
-            Transport::Udp { payload_len, .. }
-            | Transport::Icmp { payload_len, .. }
-            | Transport::Other { payload_len } => d.payload_bytes += u64::from(payload_len),
+            (Transport::Udp { payload_len, .. }, _)
+            | (Transport::Icmp { payload_len, .. }, _)
+            | (Transport::Other { payload_len }, _)
+            | (Transport::Tcp { payload_len, .. }, None) => {
+                d.payload_bytes += u64::from(payload_len)
+            }
         }
-        flow.last_us = flow.last_us.max(ts_us);
+        if moves_clock {
+            flow.last_us = flow.last_us.max(ts_us);
+        }
     }
 
     /// A packet of an unknown (domain, tuple) that is a copy of a recent
@@ -269,10 +327,25 @@ impl FlowTable {
         true
     }
 
+    /// Zeek's rule for a UDP flow whose start was not seen: when the first
+    /// packet comes from a likely server port (to one that is not), its
+    /// sender is the responder. TCP's version of the rule lives in the TCP
+    /// tracker, which is given the port hint at creation.
+    fn starts_flipped(&self, p: &InnerPacket<'_>, t: &PacketTuple) -> bool {
+        let (sp, dp) = (t.src.port, t.dst.port);
+        match p.transport {
+            Transport::Udp { .. } => {
+                self.server_ports_udp.contains(sp) && !self.server_ports_udp.contains(dp)
+            }
+            _ => false,
+        }
+    }
+
     fn create(
         &mut self,
         key: FlowKey,
         tuple: &PacketTuple,
+        flipped: bool,
         ctx: &TunnelContext,
         ts_us: i64,
         counters: &mut Counters,
@@ -285,12 +358,20 @@ impl FlowTable {
             key,
             aliases: ArrayVec::new(),
             proto: tuple.proto,
-            orig: tuple.src,
-            resp: tuple.dst,
+            orig: if flipped { tuple.dst } else { tuple.src },
+            resp: if flipped { tuple.src } else { tuple.dst },
+            flipped,
             first_us: ts_us,
             last_us: ts_us,
             dirs: [DirStats::default(); 2],
-            tcp: None,
+            tcp: (tuple.proto == 6).then(|| {
+                TcpConnection::with_ports(PortHint {
+                    src_port: tuple.src.port,
+                    dst_port: tuple.dst.port,
+                    src_likely_server: self.server_ports_tcp.contains(tuple.src.port),
+                    dst_likely_server: self.server_ports_tcp.contains(tuple.dst.port),
+                })
+            }),
             tunnel: ctx.layers().to_vec(),
             vantages: ArrayVec::new(),
             recent: [Recent::default(); RECENT],
@@ -333,9 +414,14 @@ impl FlowTable {
     /// Ends every flow idle past its timeout at packet time `now_us`,
     /// appending their records to `out`.
     pub fn expire(&mut self, now_us: i64, out: &mut Vec<Record>, counters: &mut Counters) {
+        let attempt_us = micros(self.cfg.tcp_attempt_timeout);
         for slot in 0..self.slots.len() {
             let due = match &self.slots[slot] {
-                Some(f) => now_us.saturating_sub(f.last_us) >= self.timeout_us(f),
+                Some(f) => {
+                    now_us.saturating_sub(f.last_us) >= self.timeout_us(f)
+                        || f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
+                            && now_us.saturating_sub(f.first_us) >= attempt_us
+                }
                 None => false,
             };
             if due {
@@ -408,6 +494,9 @@ impl FlowTable {
                     _ => "OTH",
                 };
                 let mut hist = String::new();
+                if f.flipped {
+                    hist.push('^');
+                }
                 if f.proto == 17 {
                     if o.pkts > 0 {
                         hist.push('D');
@@ -477,7 +566,7 @@ impl FlowTable {
             duration: (f.last_us - f.first_us) as f64 / 1e6,
             service: None,
             tunnel,
-            vantages: u32::try_from(f.vantages.len()).unwrap_or(u32::MAX),
+            vantages: u32::try_from(f.vantages.len().max(1)).unwrap_or(u32::MAX),
             duplicate_pkts: f.duplicate_pkts,
         }
     }

@@ -155,7 +155,8 @@ impl Worker {
     /// Accounts one inner packet.
     #[inline]
     pub fn process(&mut self, p: &InnerPacket<'_>, ctx: &TunnelContext, ts_us: i64) {
-        self.flows.process(p, ctx, ts_us, &mut self.counters);
+        self.flows
+            .process(p, ctx, ts_us, &mut self.out, &mut self.counters);
     }
 
     /// Sweep at packet time `now_us`; returns the records of flows that

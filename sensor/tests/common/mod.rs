@@ -1,6 +1,11 @@
 //! Helpers shared by the library's integration tests: building mirrored
 //! frames and running them through the pipeline stages directly.
-#![allow(dead_code, clippy::too_many_arguments, clippy::expect_used, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::too_many_arguments,
+    clippy::expect_used,
+    clippy::unwrap_used
+)]
 
 use etherparse::PacketBuilder;
 use nucleus_proto::{FlowRecord, Record};
