@@ -41,6 +41,8 @@ pub enum LinkType {
     Null,
     /// LINKTYPE_LOOP (108): 4-byte address family in network byte order.
     Loop,
+    /// LINKTYPE_PPP (9) and LINKTYPE_PPP_HDLC (50).
+    Ppp,
     /// Anything else (counted, not decoded).
     Unknown(u32),
 }
@@ -57,6 +59,7 @@ impl LinkType {
             276 => LinkType::LinuxSll2,
             0 => LinkType::Null,
             108 => LinkType::Loop,
+            9 | 50 => LinkType::Ppp,
             other => LinkType::Unknown(other),
         }
     }
@@ -241,6 +244,7 @@ impl Decoder {
                     return Decoded::Malformed;
                 }
             },
+            LinkType::Ppp => Step::Ppp(data),
             LinkType::Unknown(_) => {
                 counters.anomaly(Anomaly::UnknownLinkType);
                 return Decoded::Malformed;
