@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use sensor_tests::tshark::{SENSOR_TUNNELS, group_flows, reference_packets};
+use sensor_tests::reference::group_flows;
+use sensor_tests::tshark::{SENSOR_TUNNELS, reference_packets};
 
 fn main() {
     for file in std::env::args().skip(1) {

@@ -5,12 +5,25 @@
 //! The tests in `tests/` are thin: each one states what a user relies on and
 //! uses these helpers to check it. Nothing here links the sensor library; the
 //! binary is the unit under test.
+//!
+//! Running: `cargo test -p sensor-tests`. Environment:
+//! - `SENSOR_BIN`: the binary to test; else `<target>/release/sensor`
+//!   (`CARGO_TARGET_DIR` or the workspace's `target/`), built once when
+//!   missing. An existing binary is not rebuilt: run `cargo build --release
+//!   -p sensor` first when the sensor changed.
+//! - `SENSOR_CORPUS`: the corpus; else `../shared/corpus` from the workspace
+//!   root. Without it every test prints one "skipping" line and passes.
+//! - `TSHARK`: tshark, else `tshark` on `PATH` (needed by `encap_vs_tshark`).
+//!
+//! `cargo run -p sensor-tests --example reference_flows -- FILE...` prints the
+//! tshark reference flows of captures, to debug a difference.
 
 // Test support: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod corpus;
 pub mod flow;
+pub mod reference;
 pub mod sensor;
 pub mod tshark;
 pub mod zeek;

@@ -1,26 +1,27 @@
-//! Reference flows computed from tshark's dissection of a capture.
+//! Reference packets from tshark's dissection of a capture; the
+//! [`crate::reference`] module groups them into flows.
 //!
 //! For each frame, tshark's `frame.protocols` names the layers in order
 //! (`eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:tcp`). The flow layer is the
-//! first IP header after the last tunnel the sensor removes (VXLAN, GENEVE):
-//! not the innermost IP header, because an ICMP error quotes the IP header of
-//! the packet it reports on, and tshark shows that quote as a further `ip`
-//! layer that is not a flow. Frames with no IP after the last tunnel (ARP, a
+//! first IP header after the last tunnel the sensor removes (VXLAN, GENEVE,
+//! GRE, ERSPAN; then past any IP-in-IP header). It is not simply the
+//! innermost IP header, because an ICMP error quotes the IP header of the
+//! packet it reports on, and tshark shows that quote as a further `ip` layer
+//! that is not a flow. Frames with no IP after the last tunnel (ARP, a
 //! truncated inner frame) are not flows. Field values are taken at the
-//! occurrence that matches the layer's position (`-E occurrence=a` gives every
-//! occurrence, comma separated, in layer order).
+//! occurrence that matches the layer's position (`-E occurrence=a` gives
+//! every occurrence, comma separated, in layer order).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::flow::{Endpoint, FlowKey, epoch_to_micros};
+use crate::flow::{Endpoint, epoch_to_micros};
 
 /// The tshark executable: `TSHARK` when set, else `tshark` on `PATH`.
 pub fn tshark_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("TSHARK") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -48,7 +49,8 @@ pub fn frame_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .arg("-r")
         .arg(file)
         .args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a"])
-        .args(["-E", "aggregator=,"]);
+        .args(["-E", "aggregator=,"])
+        .args(SENSOR_DECODE_AS.iter().flat_map(|rule| ["-d", rule]));
     for field in fields {
         command.args(["-e", field]);
     }
@@ -69,8 +71,13 @@ pub fn frame_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The tunnels the sensor removes, as tshark names them.
-pub const SENSOR_TUNNELS: &[&str] = &["vxlan", "geneve"];
+/// tshark "decode as" rules for the sensor's default tunnel ports that
+/// tshark does not decode by default (Linux's VXLAN port 8472).
+pub const SENSOR_DECODE_AS: &[&str] = &["udp.port==8472,vxlan"];
+
+/// The tunnel layers the sensor removes, as tshark names them. IP in IP is
+/// handled apart: an IP header directly followed by another is skipped.
+pub const SENSOR_TUNNELS: &[&str] = &["vxlan", "geneve", "gre", "erspan"];
 
 /// One packet of the reference: its flow-layer 5-tuple and sizes.
 #[derive(Debug, Clone)]
@@ -91,8 +98,10 @@ pub struct RefPacket {
     pub payload_bytes: Option<u64>,
     /// VNI of the innermost VXLAN/GENEVE header, if any.
     pub vni: Option<u32>,
-    /// A TCP SYN without ACK.
-    pub pure_syn: bool,
+    /// TCP flags SYN and ACK (both false for other protocols).
+    pub syn: bool,
+    /// See `syn`.
+    pub ack: bool,
 }
 
 /// The tshark fields the reference reads, in this order.
@@ -215,10 +224,16 @@ fn packet_of(file: &Path, frame: &Frame<'_>, tunnels: &[&str]) -> Option<RefPack
     let layers: Vec<&str> = protocols.split(':').collect();
     let last_tunnel = layers.iter().rposition(|l| tunnels.contains(l));
     let start = last_tunnel.map_or(0, |i| i + 1);
-    let ip_at = start
-        + layers[start..]
-            .iter()
-            .position(|l| *l == "ip" || *l == "ipv6")?;
+    let is_ip = |l: &&str| *l == "ip" || *l == "ipv6";
+    let mut ip_at = start + layers[start..].iter().position(is_ip)?;
+    // IP in IP: the flow is the inner header (an ICMP error's quoted header
+    // follows `icmp`, not an IP header, so it is never taken).
+    while let Some(next) = (ip_at + 1..layers.len()).find(|&i| !layers[i].starts_with("ipv6.")) {
+        if !is_ip(&layers[next]) {
+            break;
+        }
+        ip_at = next;
+    }
     let is_v6 = layers[ip_at] == "ipv6";
     let ip_occurrence = occurrences_before(&layers, ip_at);
     let context = || format!("{} frame {number} ({protocols})", file.display());
@@ -268,31 +283,26 @@ fn packet_of(file: &Path, frame: &Frame<'_>, tunnels: &[&str]) -> Option<RefPack
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or_else(|| panic!("no {field}: {}", context()))
     };
-    let (proto, src_port, dst_port, payload_bytes, pure_syn) = match transport {
+    let (mut syn, mut ack) = (false, false);
+    let (proto, src_port, dst_port, payload_bytes) = match transport {
         "tcp" => {
-            let syn = frame.number("tcp.flags.syn", occurrence) == Some(1);
-            let ack = frame.number("tcp.flags.ack", occurrence) == Some(1);
+            syn = frame.number("tcp.flags.syn", occurrence) == Some(1);
+            ack = frame.number("tcp.flags.ack", occurrence) == Some(1);
             let len = frame.number("tcp.len", occurrence);
-            (
-                6,
-                port("tcp.srcport"),
-                port("tcp.dstport"),
-                len,
-                syn && !ack,
-            )
+            (6, port("tcp.srcport"), port("tcp.dstport"), len)
         }
         "udp" => {
             let len = frame
                 .number("udp.length", occurrence)
                 .map(|l| l.saturating_sub(8));
-            (17, port("udp.srcport"), port("udp.dstport"), len, false)
+            (17, port("udp.srcport"), port("udp.dstport"), len)
         }
         "icmp" | "icmpv6" => {
             let prefix = transport;
             let kind = port(&format!("{prefix}.type"));
             let code = port(&format!("{prefix}.code"));
             let (sp, dp) = icmp_ports(transport == "icmpv6", kind, code);
-            (if is_v6 { 58 } else { 1 }, sp, dp, None, false)
+            (if is_v6 { 58 } else { 1 }, sp, dp, None)
         }
         _ => {
             let proto = if is_v6 {
@@ -308,10 +318,13 @@ fn packet_of(file: &Path, frame: &Frame<'_>, tunnels: &[&str]) -> Option<RefPack
                 "tshark did not dissect the transport: {}",
                 context()
             );
-            (proto, 0, 0, None, false)
+            (proto, 0, 0, None)
         }
     };
-    let vni = last_tunnel.and_then(|i| {
+    let innermost_vni_layer = layers[..start]
+        .iter()
+        .rposition(|l| *l == "vxlan" || *l == "geneve");
+    let vni = innermost_vni_layer.and_then(|i| {
         let field = format!("{}.vni", layers[i]);
         let occurrence = occurrences_before(&layers, i);
         frame
@@ -336,7 +349,8 @@ fn packet_of(file: &Path, frame: &Frame<'_>, tunnels: &[&str]) -> Option<RefPack
         ip_bytes,
         payload_bytes,
         vni,
-        pure_syn,
+        syn,
+        ack,
     })
 }
 
@@ -373,79 +387,4 @@ pub fn icmp_ports(v6: bool, kind: u16, code: u16) -> (u16, u16) {
         }
     });
     (kind, counterpart.unwrap_or(code))
-}
-
-/// A reference flow: the packets of one 5-tuple (and VNI), oriented.
-#[derive(Debug, Clone)]
-pub struct RefFlow {
-    /// Direction-free key.
-    pub key: FlowKey,
-    /// Innermost VNI shared by the flow's packets, if tunneled.
-    pub vni: Option<u32>,
-    /// Originator: the sender of the first pure SYN, else of the first packet.
-    pub src: Endpoint,
-    /// Responder.
-    pub dst: Endpoint,
-    /// Time of the first packet, microseconds since the epoch.
-    pub first_micros: i64,
-    /// Frame numbers of the flow's packets.
-    pub frames: Vec<u64>,
-    /// Packets from the originator.
-    pub orig_pkts: u64,
-    /// Packets from the responder.
-    pub resp_pkts: u64,
-    /// IP bytes from the originator.
-    pub orig_ip_bytes: u64,
-    /// IP bytes from the responder.
-    pub resp_ip_bytes: u64,
-    /// Payload bytes (UDP length - 8, TCP segment length) from the originator.
-    pub orig_payload_bytes: u64,
-    /// Payload bytes from the responder.
-    pub resp_payload_bytes: u64,
-}
-
-/// Groups packets into flows by (5-tuple, VNI), ordered by first packet.
-pub fn group_flows(packets: &[RefPacket]) -> Vec<RefFlow> {
-    let mut groups: BTreeMap<(FlowKey, Option<u32>), Vec<&RefPacket>> = BTreeMap::new();
-    for packet in packets {
-        let key = FlowKey::new(packet.proto, packet.src, packet.dst);
-        groups.entry((key, packet.vni)).or_default().push(packet);
-    }
-    let mut flows: Vec<RefFlow> = groups
-        .into_iter()
-        .map(|((key, vni), members)| {
-            let opener = members.iter().find(|p| p.pure_syn).unwrap_or(&members[0]);
-            let (src, dst) = (opener.src, opener.dst);
-            let mut flow = RefFlow {
-                key,
-                vni,
-                src,
-                dst,
-                first_micros: members[0].ts_micros,
-                frames: Vec::new(),
-                orig_pkts: 0,
-                resp_pkts: 0,
-                orig_ip_bytes: 0,
-                resp_ip_bytes: 0,
-                orig_payload_bytes: 0,
-                resp_payload_bytes: 0,
-            };
-            for packet in members {
-                flow.frames.push(packet.frame);
-                let payload = packet.payload_bytes.unwrap_or(0);
-                if packet.src == src && packet.dst == dst {
-                    flow.orig_pkts += 1;
-                    flow.orig_ip_bytes += packet.ip_bytes;
-                    flow.orig_payload_bytes += payload;
-                } else {
-                    flow.resp_pkts += 1;
-                    flow.resp_ip_bytes += packet.ip_bytes;
-                    flow.resp_payload_bytes += payload;
-                }
-            }
-            flow
-        })
-        .collect();
-    flows.sort_by_key(|f| (f.first_micros, f.frames[0]));
-    flows
 }

@@ -1,14 +1,18 @@
 //! Users rely on the sensor to see, inside VXLAN and GENEVE, exactly the
-//! flows that a packet dissector sees: the same inner 5-tuples, oriented by
-//! who spoke first, with the same packet and IP byte counts per direction
-//! (and UDP payload bytes), starting at the first packet, from the innermost
-//! tunnel's VNI; and to report the AWS Gateway Load Balancer's GENEVE
-//! options (endpoint id, attachment id, flow cookie) on every flow that came
-//! through one.
+//! flows that a packet dissector sees: the same inner 5-tuples (no more, no
+//! fewer, none split or merged), each with the same packet and IP byte counts
+//! per direction (and UDP payload bytes), starting at its first packet, and
+//! carrying the innermost VXLAN/GENEVE VNI; and to report the AWS Gateway
+//! Load Balancer's GENEVE options (endpoint id, attachment id, flow cookie)
+//! on every flow that came through one.
 //!
-//! The reference is tshark (see `sensor_tests::tshark`). The captures are the
-//! real AWS Traffic Mirroring capture and every `encap` capture of the corpus
-//! in which tshark decodes VXLAN or GENEVE.
+//! The reference is tshark (`sensor_tests::tshark`), grouped into flows by
+//! `sensor_tests::reference`: innermost flow after every tunnel the sensor
+//! removes (VXLAN, GENEVE, GRE, ERSPAN, IP in IP), oriented by Zeek's rules
+//! (SYN sender; else the first sender unless it came from a likely server
+//! port), split after Zeek's idle timeouts. The captures are the real AWS
+//! Traffic Mirroring capture and every `encap` capture of the corpus in which
+//! tshark decodes VXLAN or GENEVE (with the sensor's extra VXLAN port 8472).
 
 // Test code: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -19,8 +23,9 @@ use std::path::{Path, PathBuf};
 use sensor_tests::corpus::{Corpus, corpus_or_skip};
 use sensor_tests::flow::{Flow, FlowKey};
 use sensor_tests::parallel_map;
+use sensor_tests::reference::{RefFlow, group_flows};
 use sensor_tests::sensor::flows_of;
-use sensor_tests::tshark::{Dissection, RefFlow, SENSOR_TUNNELS, frame_fields, group_flows};
+use sensor_tests::tshark::{Dissection, SENSOR_TUNNELS, frame_fields};
 
 /// The capture from AWS Traffic Mirroring that must always work.
 const AWS_MIRROR: (&str, &str) = ("OISF+suricata-verify", "tests/vxlan-decoder-03/vxlan.pcap");
@@ -52,9 +57,14 @@ fn encap_vs_tshark() {
         flows_checked += checked;
         failures.extend(problems);
     }
+    let names: Vec<_> = dissections
+        .iter()
+        .map(|d| corpus.relative(&d.file))
+        .collect();
     println!(
-        "compared {flows_checked} reference flows in {} captures",
-        dissections.len()
+        "compared {flows_checked} reference flows in {} captures: {}",
+        dissections.len(),
+        names.join(", ")
     );
     assert!(
         failures.is_empty(),
@@ -76,7 +86,7 @@ fn tunneled_captures(corpus: &Corpus) -> Vec<Dissection> {
     files.insert(0, aws);
     parallel_map(&files, 2, |file| Dissection::of(file))
         .into_iter()
-        .filter(|d| d.contains_protocol(SENSOR_TUNNELS))
+        .filter(|d| d.contains_protocol(&["vxlan", "geneve"]))
         .collect()
 }
 
@@ -97,8 +107,8 @@ fn compare_capture(corpus: &Corpus, dissection: &Dissection) -> (usize, Vec<Stri
     for (key, (mut expected, mut actual)) in by_key {
         if expected.len() != actual.len() {
             problems.push(format!(
-                "{name}: {key}: tshark has {} flow(s) (frames {:?}, VNIs {:?}), the sensor {} \
-                 (split or merged differently)",
+                "{name}: {key}: tshark sees {} flow(s) (frames {:?}, VNIs {:?}), the sensor \
+                 reports {}",
                 expected.len(),
                 expected
                     .iter()
@@ -135,7 +145,7 @@ fn compare_flow(name: &str, expected: &RefFlow, actual: &Flow, problems: &mut Ve
     );
     // Counts are compared in the reference's orientation, so that a flipped
     // flow is reported once (above) rather than as every count differing.
-    let flipped = actual.src() == expected.dst && actual.dst() == expected.src;
+    let flipped = actual.src() != expected.src && actual.src() == expected.dst;
     let (orig_pkts, resp_pkts, orig_ip, resp_ip, orig_payload, resp_payload) = if flipped {
         let a = actual;
         (

@@ -2,7 +2,8 @@
 //! into a directory, from a seed. The same arguments always give the same
 //! bytes. See benches/README.md for what the traffic looks like.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use benches::capture::{CaptureConfig, generate};
@@ -10,11 +11,11 @@ use clap::Parser;
 
 /// Generate the benchmark captures.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
-    /// Directory to write into.
-    #[arg(long, default_value = "benches/data")]
-    out: PathBuf,
+    /// Directory to write into (default: benches/data).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = CaptureConfig::default().seed)]
     seed: u64,
@@ -42,7 +43,12 @@ fn main() -> Result<()> {
         sessions: args.sessions,
         offered_mbps: args.offered_mbps,
     };
-    let manifest = generate(&config, &args.out)?;
-    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    let out = args
+        .out
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"));
+    let manifest = generate(&config, &out)?;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &manifest)?;
+    writeln!(stdout)?;
     Ok(())
 }

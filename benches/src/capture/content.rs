@@ -32,14 +32,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// Total length on the wire.
-    pub fn len(&self) -> u32 {
+    /// Bytes of the message in its TCP stream.
+    pub fn stream_len(&self) -> u32 {
         self.head.len() as u32 + self.body_len
-    }
-
-    /// True when the message has no bytes at all.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -54,12 +49,46 @@ impl Content {
     /// Draws both pattern buffers from `rng`.
     pub fn new(rng: &mut Rng) -> Self {
         const WORDS: &[&str] = &[
-            "<div class=\"item\">", "</div>\n", "<p>", "</p>\n", "<a href=\"/products/",
-            "\">", "</a>", "<span>", "</span>", "lorem", "ipsum", "dolor", "sit", "amet",
-            "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt",
-            "labore", "magna", "aliqua", "{\"id\":", ",\"name\":\"", "\",\"price\":", "}",
-            "function(e){return ", ";}", "var ", " = ", "window.", "document.", "0", "42",
-            "1999", "\n", "  ",
+            "<div class=\"item\">",
+            "</div>\n",
+            "<p>",
+            "</p>\n",
+            "<a href=\"/products/",
+            "\">",
+            "</a>",
+            "<span>",
+            "</span>",
+            "lorem",
+            "ipsum",
+            "dolor",
+            "sit",
+            "amet",
+            "consectetur",
+            "adipiscing",
+            "elit",
+            "sed",
+            "do",
+            "eiusmod",
+            "tempor",
+            "incididunt",
+            "labore",
+            "magna",
+            "aliqua",
+            "{\"id\":",
+            ",\"name\":\"",
+            "\",\"price\":",
+            "}",
+            "function(e){return ",
+            ";}",
+            "var ",
+            " = ",
+            "window.",
+            "document.",
+            "0",
+            "42",
+            "1999",
+            "\n",
+            "  ",
         ];
         let mut text = Vec::with_capacity(PATTERN_BYTES + 64);
         while text.len() < PATTERN_BYTES {
@@ -114,11 +143,27 @@ mod tests {
             salt: (PATTERN_BYTES - 3) as u32,
         };
         let mut whole = Vec::new();
-        content.render(&message, StreamSlice { message: 0, offset: 0, len: 14 }, &mut whole);
+        content.render(
+            &message,
+            StreamSlice {
+                message: 0,
+                offset: 0,
+                len: 14,
+            },
+            &mut whole,
+        );
         assert_eq!(&whole[..4], b"HEAD");
         assert_eq!(whole.len(), 14);
         let mut tail = Vec::new();
-        content.render(&message, StreamSlice { message: 0, offset: 6, len: 8 }, &mut tail);
+        content.render(
+            &message,
+            StreamSlice {
+                message: 0,
+                offset: 6,
+                len: 8,
+            },
+            &mut tail,
+        );
         assert_eq!(tail, whole[6..]);
     }
 }

@@ -3,14 +3,21 @@
 //! socket); answers use name compression (§4.1.4), some go through a CNAME,
 //! some are NXDOMAIN or NODATA with an SOA in the authority section.
 
-use super::flow::{Flow, FlowKind, PacketPlan, PlanBody};
+use super::flow::{Flow, PacketPlan, PlanBody};
 use super::rng::Rng;
 use super::topology::{
     Direction, Endpoints, FlowAddresses, RESOLVER_IPV4, RESOLVER_IPV6, Topology, ephemeral_port,
 };
 
-const ZONES: &[&str] = &["example.com", "example.net", "example.org", "svc.example.internal"];
-const HOSTS: &[&str] = &["www", "api", "cdn", "auth", "static", "images", "db", "queue", "metrics"];
+const ZONES: &[&str] = &[
+    "example.com",
+    "example.net",
+    "example.org",
+    "svc.example.internal",
+];
+const HOSTS: &[&str] = &[
+    "www", "api", "cdn", "auth", "static", "images", "db", "queue", "metrics",
+];
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
@@ -27,9 +34,15 @@ pub fn plan_dns(rng: &mut Rng, topology: &Topology, start_ns: u64) -> (Flow, boo
     let session = &topology.sessions[session_index];
     let ipv6 = rng.chance(0.15);
     let addresses = if ipv6 {
-        FlowAddresses::V6 { client: session.eni_ipv6, server: RESOLVER_IPV6 }
+        FlowAddresses::V6 {
+            client: session.eni_ipv6,
+            server: RESOLVER_IPV6,
+        }
     } else {
-        FlowAddresses::V4 { client: session.eni_ipv4, server: RESOLVER_IPV4 }
+        FlowAddresses::V4 {
+            client: session.eni_ipv4,
+            server: RESOLVER_IPV4,
+        }
     };
     let endpoints = Endpoints {
         addresses,
@@ -40,7 +53,7 @@ pub fn plan_dns(rng: &mut Rng, topology: &Topology, start_ns: u64) -> (Flow, boo
         ttl: [64, 64],
         session: session_index,
     };
-    let mut flow = Flow::new(FlowKind::Dns, endpoints);
+    let mut flow = Flow::new(endpoints);
     flow.ip_id = [rng.next_u32() as u16, rng.next_u32() as u16];
 
     let zone = *rng.pick(ZONES);
@@ -58,13 +71,27 @@ pub fn plan_dns(rng: &mut Rng, topology: &Topology, start_ns: u64) -> (Flow, boo
     let nxdomain = rng.chance(0.08);
     let cname = !nxdomain && rng.chance(0.3);
     // A cache hit answers in well under a millisecond; a miss goes out.
-    let resolve_ns = if rng.chance(0.8) { rng.range(80_000, 600_000) } else { rng.range(2_000_000, 40_000_000) };
+    let resolve_ns = if rng.chance(0.8) {
+        rng.range(80_000, 600_000)
+    } else {
+        rng.range(2_000_000, 40_000_000)
+    };
     let mut at_ns = start_ns;
     for &qtype in types {
         let id = rng.next_u32() as u16;
         let query = build_query(id, &name, qtype, edns);
-        let answers = if nxdomain || (qtype == TYPE_AAAA && rng.chance(0.5)) { 0 } else { rng.range(1, 4) as usize };
-        let shape = AnswerShape { qtype, nxdomain, cname, answers, edns };
+        let answers = if nxdomain || (qtype == TYPE_AAAA && rng.chance(0.5)) {
+            0
+        } else {
+            rng.range(1, 4) as usize
+        };
+        let shape = AnswerShape {
+            qtype,
+            nxdomain,
+            cname,
+            answers,
+            edns,
+        };
         let response = build_response(rng, &query, &name, zone, shape);
         flow.datagrams.push(query);
         flow.plans.push_back(PacketPlan {
@@ -140,12 +167,28 @@ struct AnswerShape {
     edns: bool,
 }
 
-fn build_response(rng: &mut Rng, query: &[u8], name: &str, zone: &str, shape: AnswerShape) -> Vec<u8> {
-    let AnswerShape { qtype, nxdomain, cname, answers, edns } = shape;
+fn build_response(
+    rng: &mut Rng,
+    query: &[u8],
+    name: &str,
+    zone: &str,
+    shape: AnswerShape,
+) -> Vec<u8> {
+    let AnswerShape {
+        qtype,
+        nxdomain,
+        cname,
+        answers,
+        edns,
+    } = shape;
     let mut out = Vec::with_capacity(256);
     put_u16(&mut out, u16::from_be_bytes([query[0], query[1]]));
     put_u16(&mut out, if nxdomain { 0x8183 } else { 0x8180 }); // QR RD RA, RCODE
-    let answer_count = if answers == 0 { 0 } else { answers + usize::from(cname) };
+    let answer_count = if answers == 0 {
+        0
+    } else {
+        answers + usize::from(cname)
+    };
     let authority_count = u16::from(answers == 0);
     for count in [1, answer_count as u16, authority_count, u16::from(edns)] {
         put_u16(&mut out, count);
@@ -217,8 +260,14 @@ fn put_soa(out: &mut Vec<u8>, zone_at: u16) {
 
 /// Offset of the first label of `zone` within the question name.
 fn zone_offset(label_starts: &[u16], name: &str, zone: &str) -> u16 {
-    let skip = name.split('.').count().saturating_sub(zone.split('.').count());
-    label_starts.get(skip).copied().unwrap_or(QUESTION_NAME_OFFSET)
+    let skip = name
+        .split('.')
+        .count()
+        .saturating_sub(zone.split('.').count());
+    label_starts
+        .get(skip)
+        .copied()
+        .unwrap_or(QUESTION_NAME_OFFSET)
 }
 
 #[cfg(test)]
@@ -229,7 +278,13 @@ mod tests {
     fn response_compresses_against_question() {
         let mut rng = Rng::new(5);
         let query = build_query(0x1234, "www.example.com", TYPE_A, false);
-        let shape = AnswerShape { qtype: TYPE_A, nxdomain: false, cname: false, answers: 1, edns: false };
+        let shape = AnswerShape {
+            qtype: TYPE_A,
+            nxdomain: false,
+            cname: false,
+            answers: 1,
+            edns: false,
+        };
         let response = build_response(&mut rng, &query, "www.example.com", "example.com", shape);
         // header 12 + name 17 + type/class 4, then the answer's owner name
         // is a pointer to offset 12.

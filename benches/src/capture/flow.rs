@@ -14,7 +14,7 @@ use etherparse::{TcpHeader, TcpOptionElement};
 
 use super::content::{Content, Message};
 use super::topology::{Direction, Endpoints, Topology};
-use super::wire::{CaptureWriter, Transport};
+use super::wire::{CaptureWriter, OutgoingPacket, Transport};
 
 /// TCP flag bits as they sit in the header's flags byte.
 pub mod flags {
@@ -102,17 +102,6 @@ pub struct PacketPlan {
     pub body: PlanBody,
 }
 
-/// The kind of a flow, for the summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowKind {
-    /// HTTP/1.1 over TCP.
-    Http,
-    /// DNS over UDP.
-    Dns,
-    /// ICMP echo.
-    Ping,
-}
-
 /// Per-side TCP constants of one connection.
 #[derive(Debug, Clone, Default)]
 pub struct TcpConstants {
@@ -127,8 +116,6 @@ pub struct TcpConstants {
 /// A flow being written.
 #[derive(Debug)]
 pub struct Flow {
-    /// What kind of flow.
-    pub kind: FlowKind,
     /// Addresses and ports.
     pub endpoints: Endpoints,
     /// Packets still to write, in time order.
@@ -145,9 +132,8 @@ pub struct Flow {
 
 impl Flow {
     /// A flow with no packets planned yet.
-    pub fn new(kind: FlowKind, endpoints: Endpoints) -> Self {
+    pub fn new(endpoints: Endpoints) -> Self {
         Self {
-            kind,
             endpoints,
             plans: VecDeque::new(),
             messages: Vec::new(),
@@ -193,12 +179,25 @@ impl Flow {
                 scratch.extend_from_slice(&self.datagrams[usize::from(index)]);
                 Transport::Udp
             }
-            PlanBody::Echo { request, id, seq, payload } => {
+            PlanBody::Echo {
+                request,
+                id,
+                seq,
+                payload,
+            } => {
                 scratch.extend_from_slice(&self.datagrams[usize::from(payload)]);
                 Transport::Echo { request, id, seq }
             }
         };
-        writer.write(topology, plan.at_ns, &self.endpoints, plan.direction, ip_id, transport, scratch)?;
+        let packet = OutgoingPacket {
+            at_ns: plan.at_ns,
+            endpoints: &self.endpoints,
+            direction: plan.direction,
+            ip_id,
+            transport,
+            payload: scratch,
+        };
+        writer.write(topology, packet)?;
         Ok(true)
     }
 
@@ -210,7 +209,12 @@ impl Flow {
             Direction::ToServer => (self.endpoints.client_port, self.endpoints.server_port),
             Direction::ToClient => (self.endpoints.server_port, self.endpoints.client_port),
         };
-        let mut header = TcpHeader::new(source_port, destination_port, segment.seq, self.tcp.window[side]);
+        let mut header = TcpHeader::new(
+            source_port,
+            destination_port,
+            segment.seq,
+            self.tcp.window[side],
+        );
         let bits = segment.flags;
         header.fin = bits & flags::FIN != 0;
         header.syn = bits & flags::SYN != 0;

@@ -21,7 +21,7 @@ mod wire;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ pub use schedule::{FlowCounts, ScheduleReport};
 
 /// Changes whenever the same configuration would produce different bytes;
 /// a manifest with another version is stale.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 3;
 /// Capture time zero: 2024-06-01T12:00:00Z.
 pub const EPOCH_S: u64 = 1_717_243_200;
 /// File names inside the output directory.
@@ -110,7 +110,11 @@ pub struct CaptureManifest {
 
 /// Paths of the outputs in `dir`.
 pub fn output_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (dir.join(PLAIN_PCAP), dir.join(VXLAN_PCAP), dir.join(MANIFEST))
+    (
+        dir.join(PLAIN_PCAP),
+        dir.join(VXLAN_PCAP),
+        dir.join(MANIFEST),
+    )
 }
 
 /// Reads the manifest in `dir` if it describes files that are there, with
@@ -128,37 +132,52 @@ pub fn current_manifest(dir: &Path, config: &CaptureConfig) -> Option<CaptureMan
 
 /// Writes `plain.pcap`, `vxlan.pcap` and `manifest.json` into `dir`.
 pub fn generate(config: &CaptureConfig, dir: &Path) -> Result<CaptureManifest> {
-    anyhow::ensure!(config.concurrent_flows > 0, "need at least one concurrent flow");
-    anyhow::ensure!((1..=60_000).contains(&config.sessions), "sessions must be 1..=60000");
+    anyhow::ensure!(
+        config.concurrent_flows > 0,
+        "need at least one concurrent flow"
+    );
+    anyhow::ensure!(
+        (1..=60_000).contains(&config.sessions),
+        "sessions must be 1..=60000"
+    );
     anyhow::ensure!(config.offered_mbps > 0, "offered load must be positive");
     let started = Instant::now();
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let (plain, vxlan, manifest_path) = output_paths(dir);
     // A stale manifest must not describe half-written files.
     let _ = fs::remove_file(&manifest_path);
-    let (plain_tmp, vxlan_tmp) = (plain.with_extension("pcap.tmp"), vxlan.with_extension("pcap.tmp"));
+    let (plain_tmp, vxlan_tmp) = (
+        plain.with_extension("pcap.tmp"),
+        vxlan.with_extension("pcap.tmp"),
+    );
 
     let mut rng = rng::Rng::new(config.seed);
     let topology = topology::Topology::new(&mut rng, config.sessions);
     let content = content::Content::new(&mut rng);
     let think_mean_ns = think_mean_ns(config);
-    let factory = schedule::FlowFactory { topology: &topology, epoch_s: EPOCH_S, think_mean_ns };
-    let mut writer = wire::CaptureWriter::create(&plain_tmp, &vxlan_tmp, EPOCH_S)?;
-    let ramp_ns = (think_mean_ns as u64).clamp(100_000_000, 2_000_000_000);
-    let report = schedule::run(
-        &mut rng,
-        &factory,
-        &content,
-        &mut writer,
-        config.concurrent_flows,
+    // Simulation time 0 lies `warmup_ns` before the first written packet,
+    // which is stamped EPOCH_S.
+    let ramp_ns = think_mean_ns as u64;
+    let warmup_ns = ramp_ns + 3 * think_mean_ns as u64;
+    let simulation_epoch = Duration::from_secs(EPOCH_S) - Duration::from_nanos(warmup_ns);
+    let factory = schedule::FlowFactory {
+        topology: &topology,
+        epoch_s: simulation_epoch.as_secs(),
+        think_mean_ns,
+    };
+    let mut writer = wire::CaptureWriter::create(&plain_tmp, &vxlan_tmp, simulation_epoch)?;
+    let timeline = schedule::Timeline {
+        slots: config.concurrent_flows,
         ramp_ns,
-        config.target_vxlan_bytes,
-    )?;
+        warmup_ns,
+        target_vxlan_bytes: config.target_vxlan_bytes,
+    };
+    let report = schedule::run(&mut rng, &factory, &content, &mut writer, timeline)?;
     let totals = writer.finish()?;
     fs::rename(&plain_tmp, &plain).context("rename plain.pcap")?;
     fs::rename(&vxlan_tmp, &vxlan).context("rename vxlan.pcap")?;
 
-    let duration_s = report.last_packet_ns as f64 / 1e9;
+    let duration_s = (report.last_packet_ns - report.first_packet_ns.unwrap_or(0)) as f64 / 1e9;
     let manifest = CaptureManifest {
         generator_version: GENERATOR_VERSION,
         config: config.clone(),
@@ -168,18 +187,26 @@ pub fn generate(config: &CaptureConfig, dir: &Path) -> Result<CaptureManifest> {
         plain_frame_bytes: totals.plain_frame_bytes,
         vxlan_frame_bytes: totals.vxlan_frame_bytes,
         duration_s,
-        measured_mbps: if duration_s > 0.0 { totals.plain_frame_bytes as f64 * 8.0 / duration_s / 1e6 } else { 0.0 },
+        measured_mbps: if duration_s > 0.0 {
+            totals.plain_frame_bytes as f64 * 8.0 / duration_s / 1e6
+        } else {
+            0.0
+        },
         think_mean_ms: think_mean_ns / 1e6,
         sessions: topology
             .sessions
             .iter()
-            .map(|session| SessionInfo { eni_ipv4: Ipv4Addr::from(session.eni_ipv4), vni: session.vni })
+            .map(|session| SessionInfo {
+                eni_ipv4: Ipv4Addr::from(session.eni_ipv4),
+                vni: session.vni,
+            })
             .collect(),
         schedule: report,
         generation_s: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&manifest).context("encode manifest")?;
-    fs::write(&manifest_path, json).with_context(|| format!("write {}", manifest_path.display()))?;
+    fs::write(&manifest_path, json)
+        .with_context(|| format!("write {}", manifest_path.display()))?;
     Ok(manifest)
 }
 
@@ -191,8 +218,10 @@ fn think_mean_ns(config: &CaptureConfig) -> f64 {
     const SAMPLES: u32 = 20_000;
     // Headers of data segments and the ACKs for them: about 8% on top.
     const WIRE_FACTOR: f64 = 1.08;
-    let mut rng = rng::Rng::new(config.seed ^ 0x7468_696e_6b);
-    let total: u64 = (0..SAMPLES).map(|_| http::Exchange::draw(&mut rng).approximate_bytes()).sum();
+    let mut rng = rng::Rng::new(config.seed ^ 0x0074_6869_6e6b);
+    let total: u64 = (0..SAMPLES)
+        .map(|_| http::Exchange::draw(&mut rng).approximate_bytes())
+        .sum();
     let cycle_bytes = total as f64 / f64::from(SAMPLES) * WIRE_FACTOR;
     let share_bytes_per_s = config.offered_mbps as f64 * 1e6 / 8.0 / config.concurrent_flows as f64;
     cycle_bytes / share_bytes_per_s * 1e9

@@ -77,8 +77,8 @@ impl Rng {
         weights.len().saturating_sub(1)
     }
 
-    /// One element of a non-empty slice (the first when `items` is empty is
-    /// impossible: callers pass constant tables).
+    /// One element of `items`. Panics on an empty slice: callers pass
+    /// constant, non-empty tables.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         let last = items.len().saturating_sub(1) as u64;
         &items[self.range(0, last) as usize]

@@ -23,7 +23,7 @@ const SLOT_IDLE_MEAN_NS: f64 = 20e6;
 /// How often (in packets) the number of open flows is sampled.
 const ACTIVE_SAMPLE_EVERY: u64 = 256;
 
-/// How many flows of each kind the capture holds.
+/// How many flows of each kind start inside the capture.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowCounts {
     /// HTTP/1.1 connections.
@@ -53,9 +53,14 @@ pub struct ScheduleReport {
     pub flows: FlowCounts,
     /// Mean number of open flows (started, not finished) over the capture.
     pub mean_open_flows: f64,
+    /// Flows already under way when the capture starts (not in
+    /// [`FlowCounts`]).
+    pub open_at_start: u64,
     /// Most open flows at once.
     pub max_open_flows: u64,
-    /// Time of the last packet, ns after capture start.
+    /// Time of the first packet written, ns on the simulation clock.
+    pub first_packet_ns: Option<u64>,
+    /// Time of the last packet written, ns on the simulation clock.
     pub last_packet_ns: u64,
 }
 
@@ -73,7 +78,8 @@ impl FlowFactory<'_> {
     fn start(&self, rng: &mut Rng, at_ns: u64, counts: &mut FlowCounts) -> Flow {
         match rng.weighted(&[62, 36, 2]) {
             0 => {
-                let (flow, shape) = plan_http(rng, self.topology, self.epoch_s, at_ns, self.think_mean_ns);
+                let (flow, shape) =
+                    plan_http(rng, self.topology, self.epoch_s, at_ns, self.think_mean_ns);
                 counts.http += 1;
                 counts.http_ipv6 += u64::from(shape.ipv6);
                 counts.http_jumbo += u64::from(shape.jumbo);
@@ -97,21 +103,40 @@ impl FlowFactory<'_> {
     }
 }
 
-/// Runs `slots` concurrent flow slots until `vxlan.pcap` reaches
-/// `target_vxlan_bytes`. First flows start spread over `ramp_ns`.
+/// When flows start and when the capture does.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    /// Flow slots running at once.
+    pub slots: usize,
+    /// The first flow of each slot starts at a uniform time in `[0, ramp_ns)`.
+    pub ramp_ns: u64,
+    /// Packets before this time are planned but not written, so that the
+    /// capture opens on a network in its steady state (with connections
+    /// already under way, as any live capture does).
+    pub warmup_ns: u64,
+    /// Stop once `vxlan.pcap` is this large.
+    pub target_vxlan_bytes: u64,
+}
+
+/// Runs the flow slots of `timeline` until the capture is large enough.
 pub fn run(
     rng: &mut Rng,
     factory: &FlowFactory<'_>,
     content: &Content,
     writer: &mut CaptureWriter,
-    slots: usize,
-    ramp_ns: u64,
-    target_vxlan_bytes: u64,
+    timeline: Timeline,
 ) -> Result<ScheduleReport> {
+    let Timeline {
+        slots,
+        ramp_ns,
+        warmup_ns,
+        target_vxlan_bytes,
+    } = timeline;
     let mut report = ScheduleReport::default();
     let mut flows: Vec<Option<Flow>> = (0..slots).map(|_| None).collect();
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
-        (0..slots).map(|slot| Reverse((rng.range(0, ramp_ns), slot))).collect();
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..slots)
+        .map(|slot| Reverse((rng.range(0, ramp_ns), slot)))
+        .collect();
     let mut scratch = Vec::with_capacity(16 * 1024);
     let (mut open, mut open_sum, mut samples) = (0u64, 0u64, 0u64);
 
@@ -121,15 +146,30 @@ pub fn run(
         };
         let next = match &mut flows[slot] {
             None => {
-                let flow = factory.start(rng, at_ns, &mut report.flows);
+                // Flows that start during the warm-up are not counted.
+                let mut uncounted = FlowCounts::default();
+                let counts = if at_ns < warmup_ns {
+                    &mut uncounted
+                } else {
+                    &mut report.flows
+                };
+                let flow = factory.start(rng, at_ns, counts);
                 open += 1;
                 report.max_open_flows = report.max_open_flows.max(open);
                 let next = flow.next_at_ns();
                 flows[slot] = Some(flow);
                 next
             }
+            Some(flow) if at_ns < warmup_ns => {
+                flow.plans.pop_front();
+                flow.next_at_ns()
+            }
             Some(flow) => {
                 flow.write_next(factory.topology, content, &mut scratch, writer)?;
+                if report.first_packet_ns.is_none() {
+                    report.first_packet_ns = Some(at_ns);
+                    report.open_at_start = open;
+                }
                 report.last_packet_ns = at_ns;
                 if writer.totals.packets % ACTIVE_SAMPLE_EVERY == 0 {
                     open_sum += open;
@@ -148,6 +188,10 @@ pub fn run(
             }
         }
     }
-    report.mean_open_flows = if samples == 0 { 0.0 } else { open_sum as f64 / samples as f64 };
+    report.mean_open_flows = if samples == 0 {
+        0.0
+    } else {
+        open_sum as f64 / samples as f64
+    };
     Ok(report)
 }

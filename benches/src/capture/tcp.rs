@@ -19,6 +19,8 @@ use super::topology::Direction;
 const INITIAL_CWND: u32 = 10;
 /// Largest burst in segments.
 const MAX_CWND: u32 = 256;
+/// Least time between two packets of one sender.
+const MIN_SPACING_NS: u64 = 100;
 /// Bytes a segment adds on the wire besides its payload (Ethernet, IPv4,
 /// TCP with timestamps), for pacing.
 const SEGMENT_OVERHEAD_BYTES: u64 = 14 + 20 + 32;
@@ -52,6 +54,9 @@ pub struct TcpPlanner<'flow> {
     next_seq: [u32; 2],
     /// Congestion window per side, in segments.
     cwnd: [u32; 2],
+    /// When each side last sent: a host's segments leave in the order it
+    /// produced them.
+    last_sent_ns: [u64; 2],
 }
 
 impl<'flow> TcpPlanner<'flow> {
@@ -63,6 +68,7 @@ impl<'flow> TcpPlanner<'flow> {
             path,
             next_seq: [rng.next_u32(), rng.next_u32()],
             cwnd: [INITIAL_CWND; 2],
+            last_sent_ns: [0; 2],
         }
     }
 
@@ -79,15 +85,29 @@ impl<'flow> TcpPlanner<'flow> {
         (self.flow.messages.len() - 1) as u16
     }
 
-    fn push(&mut self, at_ns: u64, direction: Direction, segment: TcpPlan) {
-        self.flow.plans.push_back(PacketPlan { at_ns, direction, body: PlanBody::Tcp(segment) });
+    /// Plans a segment at `at_ns` or, if its sender has planned a later
+    /// one already, right after that; returns the time used.
+    fn push(&mut self, at_ns: u64, direction: Direction, segment: TcpPlan) -> u64 {
+        let side = direction.sender_index();
+        let at_ns = at_ns.max(self.last_sent_ns[side] + MIN_SPACING_NS);
+        self.last_sent_ns[side] = at_ns;
+        self.flow.plans.push_back(PacketPlan {
+            at_ns,
+            direction,
+            body: PlanBody::Tcp(segment),
+        });
+        at_ns
     }
 
     /// A segment from `direction`'s sender at its current sequence number,
     /// acknowledging everything the other side has sent.
-    fn control(&mut self, at_ns: u64, direction: Direction, bits: u8) {
+    fn control(&mut self, at_ns: u64, direction: Direction, bits: u8) -> u64 {
         let side = direction.sender_index();
-        let options = if bits & flags::RST != 0 { TcpOptionsPlan::None } else { TcpOptionsPlan::Timestamps };
+        let options = if bits & flags::RST != 0 {
+            TcpOptionsPlan::None
+        } else {
+            TcpOptionsPlan::Timestamps
+        };
         let segment = TcpPlan {
             flags: bits,
             seq: self.next_seq[side],
@@ -95,10 +115,11 @@ impl<'flow> TcpPlanner<'flow> {
             options,
             payload: None,
         };
-        self.push(at_ns, direction, segment);
+        let at_ns = self.push(at_ns, direction, segment);
         if bits & (flags::SYN | flags::FIN) != 0 {
             self.next_seq[side] = self.next_seq[side].wrapping_add(1);
         }
+        at_ns
     }
 
     /// SYN, SYN/ACK, ACK from `start_ns`; returns when the last is seen.
@@ -111,7 +132,7 @@ impl<'flow> TcpPlanner<'flow> {
             options: TcpOptionsPlan::Syn { mss },
             payload: None,
         };
-        self.push(start_ns, Direction::ToServer, syn);
+        let start_ns = self.push(start_ns, Direction::ToServer, syn);
         self.next_seq[0] = self.next_seq[0].wrapping_add(1);
         let syn_ack_at = self.answer_at(1, start_ns, rng.range(5_000, 40_000));
         let syn_ack = TcpPlan {
@@ -121,11 +142,10 @@ impl<'flow> TcpPlanner<'flow> {
             options: TcpOptionsPlan::Syn { mss },
             payload: None,
         };
-        self.push(syn_ack_at, Direction::ToClient, syn_ack);
+        let syn_ack_at = self.push(syn_ack_at, Direction::ToClient, syn_ack);
         self.next_seq[1] = self.next_seq[1].wrapping_add(1);
         let ack_at = self.answer_at(0, syn_ack_at, rng.range(5_000, 30_000));
-        self.control(ack_at, Direction::ToServer, flags::ACK);
-        ack_at
+        self.control(ack_at, Direction::ToServer, flags::ACK)
     }
 
     /// A SYN answered by RST/ACK: nothing listens on the port.
@@ -134,10 +154,12 @@ impl<'flow> TcpPlanner<'flow> {
             flags: flags::SYN,
             seq: self.next_seq[0],
             ack: 0,
-            options: TcpOptionsPlan::Syn { mss: self.path.segment_payload + 12 },
+            options: TcpOptionsPlan::Syn {
+                mss: self.path.segment_payload + 12,
+            },
             payload: None,
         };
-        self.push(start_ns, Direction::ToServer, syn);
+        let start_ns = self.push(start_ns, Direction::ToServer, syn);
         self.next_seq[0] = self.next_seq[0].wrapping_add(1);
         let reset_at = self.answer_at(1, start_ns, rng.range(5_000, 20_000));
         let reset = TcpPlan {
@@ -153,31 +175,48 @@ impl<'flow> TcpPlanner<'flow> {
     /// Sends message `message` of the flow from `direction`'s sender,
     /// starting at `start_ns`. Returns when the last ACK is seen
     /// ([`FinalAck::Pure`]) or when the last segment is ([`FinalAck::Piggyback`]).
-    pub fn send(&mut self, rng: &mut Rng, direction: Direction, message: u16, start_ns: u64, final_ack: FinalAck) -> u64 {
+    pub fn send(
+        &mut self,
+        rng: &mut Rng,
+        direction: Direction,
+        message: u16,
+        start_ns: u64,
+        final_ack: FinalAck,
+    ) -> u64 {
         let side = direction.sender_index();
         let receiver = 1 - side;
-        let total = self.flow.messages[usize::from(message)].len();
+        let total = self.flow.messages[usize::from(message)].stream_len();
         let segment_payload = u32::from(self.path.segment_payload);
-        let gap_ns = (u64::from(segment_payload) + SEGMENT_OVERHEAD_BYTES) * 8_000 / self.path.link_mbps.max(1);
+        let gap_ns = (u64::from(segment_payload) + SEGMENT_OVERHEAD_BYTES) * 8_000
+            / self.path.link_mbps.max(1);
         let (mut offset, mut sent, mut round_start) = (0u32, 0u32, start_ns);
         let (mut last_segment_at, mut last_ack_at) = (start_ns, start_ns);
         while offset < total {
             let mut first_ack_at = None;
-            for index in 0..u64::from(self.cwnd[side]) {
+            // A round starts before the previous one is fully acked: keep
+            // each to half the receiver's window (scale 2^7) so that what
+            // is in flight never exceeds it.
+            let window_segments =
+                (u32::from(self.flow.tcp.window[receiver]) << 6) / segment_payload.max(1);
+            for index in 0..u64::from(self.cwnd[side].min(window_segments.max(1))) {
                 if offset >= total {
                     break;
                 }
                 let len = segment_payload.min(total - offset);
-                let at_ns = round_start + index * gap_ns;
+                let planned_ns = round_start + index * gap_ns;
                 let last = offset + len == total;
                 let segment = TcpPlan {
                     flags: flags::ACK | if last { flags::PSH } else { 0 },
                     seq: self.next_seq[side],
                     ack: self.next_seq[receiver],
                     options: TcpOptionsPlan::Timestamps,
-                    payload: Some(StreamSlice { message, offset, len: len as u16 }),
+                    payload: Some(StreamSlice {
+                        message,
+                        offset,
+                        len: len as u16,
+                    }),
                 };
-                self.push(at_ns, direction, segment);
+                let at_ns = self.push(planned_ns, direction, segment);
                 self.next_seq[side] = self.next_seq[side].wrapping_add(len);
                 (offset, sent, last_segment_at) = (offset + len, sent + 1, at_ns);
                 let wants_ack = sent % 2 == 0 || last;
@@ -186,7 +225,11 @@ impl<'flow> TcpPlanner<'flow> {
                 }
                 // Every second segment is acked at once; a lone last one
                 // waits for the delayed-ACK timer or the application.
-                let ack_delay = if sent % 2 == 0 { rng.range(8_000, 40_000) } else { rng.range(40_000, 4_000_000) };
+                let ack_delay = if sent % 2 == 0 {
+                    rng.range(8_000, 40_000)
+                } else {
+                    rng.range(40_000, 4_000_000)
+                };
                 let ack_at = self.answer_at(receiver, at_ns, ack_delay);
                 let ack = TcpPlan {
                     flags: flags::ACK,
@@ -195,7 +238,7 @@ impl<'flow> TcpPlanner<'flow> {
                     options: TcpOptionsPlan::Timestamps,
                     payload: None,
                 };
-                self.push(ack_at, direction.reverse(), ack);
+                let ack_at = self.push(ack_at, direction.reverse(), ack);
                 first_ack_at.get_or_insert(ack_at);
                 last_ack_at = last_ack_at.max(ack_at);
             }
@@ -213,21 +256,24 @@ impl<'flow> TcpPlanner<'flow> {
     /// side's FIN (with or without a separate ACK first), final ACK.
     pub fn close(&mut self, rng: &mut Rng, closer: Direction, start_ns: u64) -> u64 {
         let (closer_side, other_side) = (closer.sender_index(), closer.reverse().sender_index());
-        self.control(start_ns, closer, flags::FIN | flags::ACK);
-        let mut answer_at = self.answer_at(other_side, start_ns, rng.range(10_000, 60_000));
+        let fin_at = self.control(start_ns, closer, flags::FIN | flags::ACK);
+        let mut answer_at = self.answer_at(other_side, fin_at, rng.range(10_000, 60_000));
         if rng.chance(0.3) {
-            self.control(answer_at, closer.reverse(), flags::ACK);
+            answer_at = self.control(answer_at, closer.reverse(), flags::ACK);
             answer_at += rng.range(20_000, 2_000_000);
         }
-        self.control(answer_at, closer.reverse(), flags::FIN | flags::ACK);
+        let answer_at = self.control(answer_at, closer.reverse(), flags::FIN | flags::ACK);
         let last_at = self.answer_at(closer_side, answer_at, rng.range(5_000, 30_000));
-        self.control(last_at, closer, flags::ACK);
-        last_at
+        self.control(last_at, closer, flags::ACK)
     }
 
     /// Abortive close: one RST (half the time with ACK) from `sender`.
     pub fn reset(&mut self, rng: &mut Rng, sender: Direction, at_ns: u64) {
-        let bits = if rng.chance(0.5) { flags::RST | flags::ACK } else { flags::RST };
+        let bits = if rng.chance(0.5) {
+            flags::RST | flags::ACK
+        } else {
+            flags::RST
+        };
         self.control(at_ns, sender, bits);
     }
 }

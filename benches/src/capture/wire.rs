@@ -26,8 +26,6 @@ use super::topology::{Direction, Endpoints, FlowAddresses, Topology};
 
 /// VXLAN's IANA port.
 pub const VXLAN_PORT: u16 = 4789;
-/// Outer Ethernet + IPv4 + UDP + VXLAN: what mirroring adds to each frame.
-pub const VXLAN_OVERHEAD_BYTES: usize = 14 + 20 + 8 + 8;
 /// Bytes of a classic pcap file header and of each record header.
 const PCAP_FILE_HEADER_BYTES: u64 = 24;
 const PCAP_RECORD_HEADER_BYTES: u64 = 16;
@@ -50,6 +48,23 @@ pub enum Transport {
         /// Sequence number.
         seq: u16,
     },
+}
+
+/// One packet to write.
+#[derive(Debug, Clone)]
+pub struct OutgoingPacket<'a> {
+    /// Nanoseconds on the packet clock.
+    pub at_ns: u64,
+    /// The flow's addresses.
+    pub endpoints: &'a Endpoints,
+    /// Which way it goes.
+    pub direction: Direction,
+    /// IPv4 identification (IPv6: unused).
+    pub ip_id: u16,
+    /// Layer 4 header.
+    pub transport: Transport,
+    /// Layer 4 payload.
+    pub payload: &'a [u8],
 }
 
 /// Running totals of what was written.
@@ -80,8 +95,9 @@ pub struct CaptureWriter {
 }
 
 impl CaptureWriter {
-    /// Creates (truncates) both files; capture time 0 is `epoch_s` Unix time.
-    pub fn create(plain_path: &Path, vxlan_path: &Path, epoch_s: u64) -> Result<Self> {
+    /// Creates (truncates) both files; time 0 of the packet clock is
+    /// `epoch` after the Unix epoch.
+    pub fn create(plain_path: &Path, vxlan_path: &Path, epoch: Duration) -> Result<Self> {
         let open = |path: &Path| -> Result<PcapWriter<BufWriter<File>>> {
             let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
             let header = PcapHeader {
@@ -96,7 +112,7 @@ impl CaptureWriter {
             vxlan: open(vxlan_path)?,
             frame: Vec::with_capacity(16 * 1024),
             wrapped: Vec::with_capacity(16 * 1024),
-            epoch: Duration::from_secs(epoch_s),
+            epoch,
             totals: WireTotals {
                 plain_file_bytes: PCAP_FILE_HEADER_BYTES,
                 vxlan_file_bytes: PCAP_FILE_HEADER_BYTES,
@@ -106,18 +122,24 @@ impl CaptureWriter {
     }
 
     /// Builds one inner frame and writes it to both files.
-    pub fn write(
-        &mut self,
-        topology: &Topology,
-        at_ns: u64,
-        endpoints: &Endpoints,
-        direction: Direction,
-        ip_id: u16,
-        transport: Transport,
-        payload: &[u8],
-    ) -> Result<()> {
+    pub fn write(&mut self, topology: &Topology, packet: OutgoingPacket<'_>) -> Result<()> {
+        let OutgoingPacket {
+            at_ns,
+            endpoints,
+            direction,
+            ip_id,
+            transport,
+            payload,
+        } = packet;
         self.frame.clear();
-        build_inner_frame(&mut self.frame, endpoints, direction, ip_id, transport, payload)?;
+        build_inner_frame(
+            &mut self.frame,
+            endpoints,
+            direction,
+            ip_id,
+            transport,
+            payload,
+        )?;
         self.wrap(topology, endpoints, direction)?;
 
         let timestamp = self.epoch + Duration::from_nanos(at_ns);
@@ -152,7 +174,12 @@ impl CaptureWriter {
     }
 
     /// Fills `self.wrapped` with the mirrored form of `self.frame`.
-    fn wrap(&mut self, topology: &Topology, endpoints: &Endpoints, direction: Direction) -> Result<()> {
+    fn wrap(
+        &mut self,
+        topology: &Topology,
+        endpoints: &Endpoints,
+        direction: Direction,
+    ) -> Result<()> {
         let session = &topology.sessions[endpoints.session];
         let udp_len = UdpHeader::LEN + 8 + self.frame.len();
         let mut ip = Ipv4Header::new(
@@ -176,7 +203,9 @@ impl CaptureWriter {
             ether_type: EtherType::IPV4,
         };
         self.wrapped.clear();
-        ethernet.write(&mut self.wrapped).context("outer Ethernet")?;
+        ethernet
+            .write(&mut self.wrapped)
+            .context("outer Ethernet")?;
         // Ipv4Header::write computes the header checksum.
         ip.write(&mut self.wrapped).context("outer IPv4")?;
         udp.write(&mut self.wrapped).context("outer UDP")?;
@@ -205,8 +234,9 @@ fn build_inner_frame(
     let ip = match endpoints.addresses {
         FlowAddresses::V4 { client, server } => {
             let (source, destination) = ordered(direction, client, server);
-            let mut header = Ipv4Header::new(0, endpoints.ttl[side], IpNumber::TCP, source, destination)
-                .context("inner IPv4")?;
+            let mut header =
+                Ipv4Header::new(0, endpoints.ttl[side], IpNumber::TCP, source, destination)
+                    .context("inner IPv4")?;
             header.identification = ip_id;
             IpHeaders::Ipv4(header, Default::default())
         }
@@ -228,11 +258,15 @@ fn build_inner_frame(
         }
     };
     let is_v6 = matches!(endpoints.addresses, FlowAddresses::V6 { .. });
-    let step: PacketBuilderStep<IpHeaders> = PacketBuilder::ethernet2(source_mac, destination_mac).ip(ip);
-    let (source_port, destination_port) = ordered(direction, endpoints.client_port, endpoints.server_port);
+    let step: PacketBuilderStep<IpHeaders> =
+        PacketBuilder::ethernet2(source_mac, destination_mac).ip(ip);
+    let (source_port, destination_port) =
+        ordered(direction, endpoints.client_port, endpoints.server_port);
     let written = match transport {
         Transport::Tcp(header) => step.tcp_header(header).write_to_vec(out, payload),
-        Transport::Udp => step.udp(source_port, destination_port).write_to_vec(out, payload),
+        Transport::Udp => step
+            .udp(source_port, destination_port)
+            .write_to_vec(out, payload),
         Transport::Echo { request, id, seq } => match (is_v6, request) {
             (false, true) => step.icmpv4_echo_request(id, seq).write_to_vec(out, payload),
             (false, false) => step.icmpv4_echo_reply(id, seq).write_to_vec(out, payload),
@@ -273,7 +307,8 @@ fn outer_source_port(endpoints: &Endpoints, direction: Direction) -> u16 {
             eat(&destination);
         }
     }
-    let (source_port, destination_port) = ordered(direction, endpoints.client_port, endpoints.server_port);
+    let (source_port, destination_port) =
+        ordered(direction, endpoints.client_port, endpoints.server_port);
     eat(&source_port.to_be_bytes());
     eat(&destination_port.to_be_bytes());
     49152 + (hash % 16384) as u16

@@ -568,13 +568,11 @@ impl Decoder {
                     if g.options_dropped > 0 {
                         counters.anomaly(Anomaly::GeneveOptionsDropped);
                     }
+                    // The protocol type is an EtherType (RFC 8926 section 3.4);
+                    // 0x6558 is a whole Ethernet frame.
                     let next = match g.protocol {
                         0x6558 => Step::Ether(rest),
-                        0x0800 | 0x86dd => Step::Ip(rest),
-                        _ => {
-                            counters.anomaly(Anomaly::GeneveUnknownProtocol);
-                            return None;
-                        }
+                        other => Step::EtherType(other, rest),
                     };
                     let layer = Encap::Geneve {
                         vni: g.vni,

@@ -149,6 +149,16 @@ impl TunnelContext {
     /// and original VLAN. Never outer addresses, ports, MPLS labels (which are
     /// per direction) nor GWLB flow cookies (which are per flow).
     pub fn domain_hash<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        self.domain(hasher, true)
+    }
+
+    /// The domain without VLAN ids: what stays equal when a router answers
+    /// on another VLAN of a trunk.
+    pub fn domain_hash_without_vlans<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        self.domain(hasher, false)
+    }
+
+    fn domain<S: BuildHasher>(&self, hasher: &S, vlans: bool) -> u64 {
         if self.layers.is_empty() {
             return 0;
         }
@@ -157,7 +167,8 @@ impl TunnelContext {
             match *layer {
                 Encap::Vxlan { vni, .. } => (1u8, vni).hash(&mut h),
                 Encap::Geneve { vni, .. } => (2u8, vni).hash(&mut h),
-                Encap::Vlan { id, .. } => (3u8, id).hash(&mut h),
+                Encap::Vlan { id, .. } if vlans => (3u8, id).hash(&mut h),
+                Encap::Vlan { .. } => {}
                 Encap::Erspan {
                     session_id, vlan, ..
                 } => (4u8, session_id, vlan).hash(&mut h),

@@ -41,6 +41,30 @@ struct Recent {
     ts_us: i64,
 }
 
+/// What identifies one packet to the table.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    key: FlowKey,
+    tuple: PacketTuple,
+    /// The domain without VLAN ids.
+    novlan_domain: u64,
+    /// Hash of the packet's own content (0 when not encapsulated).
+    fingerprint: u64,
+    /// Which mirror session delivered it (0 when not encapsulated).
+    vantage: u64,
+    ts_us: i64,
+}
+
+/// How a packet of an unknown key joined an existing flow.
+enum Adoption {
+    /// It did not.
+    None,
+    /// A copy from a second mirror session: accounted, not counted again.
+    Duplicate,
+    /// The answer seen on another VLAN: process it as part of this flow.
+    Alias(u32),
+}
+
 /// One tracked flow.
 #[derive(Debug, Clone)]
 struct Flow {
@@ -51,6 +75,8 @@ struct Flow {
     resp: Endpoint,
     /// Roles were swapped from the first packet's (Zeek's `^`).
     flipped: bool,
+    /// The domain without VLAN ids.
+    novlan_domain: u64,
     first_us: i64,
     last_us: i64,
     dirs: [DirStats; 2],
@@ -181,10 +207,19 @@ impl FlowTable {
     ) {
         let tuple = PacketTuple::of(p);
         let domain = ctx.domain_hash(&self.hasher);
+        let novlan_domain = ctx.domain_hash_without_vlans(&self.hasher);
         let vantage = ctx.vantage_hash(&self.hasher);
         let key = FlowKey::new(domain, &tuple);
         let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
         let window_us = micros(self.cfg.duplicate_window);
+        let id = Identity {
+            key,
+            tuple,
+            novlan_domain,
+            fingerprint,
+            vantage,
+            ts_us,
+        };
 
         let seg = match p.transport {
             Transport::Tcp {
@@ -211,14 +246,17 @@ impl FlowTable {
             _ => None,
         };
         let mut slot = self.index.get(&key).copied();
-        if let (Some(s), Some(seg)) = (slot, &seg) {
-            // A new SYN on the 5-tuple of a finished connection starts a new
-            // connection (Zeek's IsReuse): the old one ends here.
-            let reuse = self.slots[s as usize]
-                .as_ref()
-                .and_then(|f| f.tcp.as_ref())
-                .is_some_and(|t| t.is_reuse(seg));
-            if reuse {
+        if let Some(s) = slot {
+            // A flow that ended between two sweeps (idle past its timeout at
+            // this packet's time), or whose 5-tuple a new SYN reuses (Zeek's
+            // IsReuse), ends here; the packet starts a new flow.
+            let ended = self.slots[s as usize].as_ref().is_some_and(|f| {
+                self.is_due(f, ts_us)
+                    || seg
+                        .as_ref()
+                        .is_some_and(|seg| f.tcp.as_ref().is_some_and(|t| t.is_reuse(seg)))
+            });
+            if ended {
                 self.end(s as usize, out, counters);
                 slot = None;
             }
@@ -226,22 +264,21 @@ impl FlowTable {
         let slot = match slot {
             Some(s) => s,
             None => {
-                if domain != 0
-                    && self.adopt_second_vantage(
-                        key,
-                        fingerprint,
-                        vantage,
-                        ts_us,
-                        window_us,
-                        counters,
-                    )
-                {
-                    return;
-                }
-                let flip = self.starts_flipped(p, &tuple);
-                match self.create(key, &tuple, flip, ctx, ts_us, counters) {
-                    Some(s) => s,
-                    None => return,
+                let adopted = if domain != 0 {
+                    self.adopt(&id, window_us, counters)
+                } else {
+                    Adoption::None
+                };
+                match adopted {
+                    Adoption::Duplicate => return,
+                    Adoption::Alias(s) => s,
+                    Adoption::None => {
+                        let flip = self.starts_flipped(p, &tuple);
+                        match self.create(&id, flip, ctx, counters) {
+                            Some(s) => s,
+                            None => return,
+                        }
+                    }
                 }
             }
         };
@@ -294,37 +331,53 @@ impl FlowTable {
         }
     }
 
-    /// A packet of an unknown (domain, tuple) that is a copy of a recent
-    /// packet of the same tuple in another domain: both ends of one
-    /// connection are mirrored. The new domain becomes an alias of the flow.
-    fn adopt_second_vantage(
-        &mut self,
-        key: FlowKey,
-        fingerprint: u64,
-        vantage: u64,
-        ts_us: i64,
-        window_us: i64,
-        counters: &mut Counters,
-    ) -> bool {
+    /// A packet of an unknown (domain, tuple) whose 5-tuple a flow in
+    /// another domain already has. Two cases join that flow, under an alias
+    /// key for the new domain:
+    /// - a copy of one of its recent packets, from another vantage: both
+    ///   ends of the connection are mirrored (the copy is not counted again);
+    /// - the first answer to a flow that has none, in a domain that differs
+    ///   only by VLAN ids: a trunk capture where the router answers on
+    ///   another VLAN (the packet is counted normally).
+    ///
+    /// Anything else (equal addresses in two VPCs) stays a separate flow.
+    fn adopt(&mut self, id: &Identity, window_us: i64, counters: &mut Counters) -> Adoption {
+        let Identity {
+            key,
+            tuple,
+            novlan_domain,
+            fingerprint,
+            vantage,
+            ts_us,
+        } = *id;
         let Some(&slot) = self.by_tuple.get(&key.without_domain()) else {
-            return false;
+            return Adoption::None;
         };
         let Some(flow) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return false;
+            return Adoption::None;
         };
-        if flow.key.domain == key.domain
-            || flow.aliases.is_full()
-            || !flow.is_copy(fingerprint, vantage, ts_us, window_us)
-        {
-            return false;
+        if flow.key.domain == key.domain || flow.aliases.is_full() {
+            return Adoption::None;
         }
-        flow.aliases.push(key);
-        flow.duplicate_pkts += 1;
-        flow.add_vantage(vantage, counters);
-        flow.last_us = flow.last_us.max(ts_us);
-        counters.duplicate_vantage_packets += 1;
-        self.index.insert(key, slot);
-        true
+        if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
+            flow.aliases.push(key);
+            flow.duplicate_pkts += 1;
+            flow.add_vantage(vantage, counters);
+            flow.last_us = flow.last_us.max(ts_us);
+            counters.duplicate_vantage_packets += 1;
+            self.index.insert(key, slot);
+            return Adoption::Duplicate;
+        }
+        let answers = tuple.src == flow.resp && tuple.dst == flow.orig;
+        if flow.novlan_domain == novlan_domain
+            && answers
+            && flow.dirs[Direction::Responder as usize].pkts == 0
+        {
+            flow.aliases.push(key);
+            self.index.insert(key, slot);
+            return Adoption::Alias(slot);
+        }
+        Adoption::None
     }
 
     /// Zeek's rule for a UDP flow whose start was not seen: when the first
@@ -343,13 +396,18 @@ impl FlowTable {
 
     fn create(
         &mut self,
-        key: FlowKey,
-        tuple: &PacketTuple,
+        id: &Identity,
         flipped: bool,
         ctx: &TunnelContext,
-        ts_us: i64,
         counters: &mut Counters,
     ) -> Option<u32> {
+        let Identity {
+            key,
+            tuple,
+            novlan_domain,
+            ts_us,
+            ..
+        } = *id;
         if self.live >= self.cfg.max_flows {
             counters.drop_n(Drop::FlowTableFull, 1);
             return None;
@@ -361,6 +419,7 @@ impl FlowTable {
             orig: if flipped { tuple.dst } else { tuple.src },
             resp: if flipped { tuple.src } else { tuple.dst },
             flipped,
+            novlan_domain,
             first_us: ts_us,
             last_us: ts_us,
             dirs: [DirStats::default(); 2],
@@ -398,6 +457,14 @@ impl FlowTable {
         Some(slot)
     }
 
+    /// True when `f` has ended by packet time `now_us`: idle past its
+    /// timeout, or a TCP attempt unanswered past `tcp_attempt_timeout`.
+    fn is_due(&self, f: &Flow, now_us: i64) -> bool {
+        now_us.saturating_sub(f.last_us) >= self.timeout_us(f)
+            || f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
+                && now_us.saturating_sub(f.first_us) >= micros(self.cfg.tcp_attempt_timeout)
+    }
+
     fn timeout_us(&self, f: &Flow) -> i64 {
         let d = match f.proto {
             6 => match &f.tcp {
@@ -414,14 +481,9 @@ impl FlowTable {
     /// Ends every flow idle past its timeout at packet time `now_us`,
     /// appending their records to `out`.
     pub fn expire(&mut self, now_us: i64, out: &mut Vec<Record>, counters: &mut Counters) {
-        let attempt_us = micros(self.cfg.tcp_attempt_timeout);
         for slot in 0..self.slots.len() {
             let due = match &self.slots[slot] {
-                Some(f) => {
-                    now_us.saturating_sub(f.last_us) >= self.timeout_us(f)
-                        || f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
-                            && now_us.saturating_sub(f.first_us) >= attempt_us
-                }
+                Some(f) => self.is_due(f, now_us),
                 None => false,
             };
             if due {
