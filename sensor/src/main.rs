@@ -27,6 +27,13 @@ enum Command {
     /// Run capture files (pcap, pcapng, optionally gzip-compressed) through
     /// the pipeline the live sensor runs.
     Pcap(PcapArgs),
+    /// Run the live appliance: receive VXLAN and GENEVE, serve health
+    /// checks and metrics, drain on SIGTERM.
+    Run(sensor::config::RunArgs),
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig(sensor::config::CheckConfigArgs),
+    /// Send captures to a sensor as AWS Traffic Mirroring (or a GWLB) would.
+    Replay(sensor::replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +71,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pcap(args) => pcap(args),
+        Command::Run(args) => sensor::config::SensorConfig::from_run_args(&args)
+            .and_then(sensor::runtime::live::run)
+            .map(|()| ExitCode::SUCCESS),
+        Command::CheckConfig(args) => sensor::config::check_config(&args).map(|text| {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }),
+        Command::Replay(args) => sensor::replay::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -174,6 +174,15 @@ pub struct Fragment<'a> {
     pub truncated: bool,
 }
 
+/// The tunnel a live socket receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpTunnel {
+    /// VXLAN (NLB listener, UDP 4789).
+    Vxlan,
+    /// GENEVE (GWLB, UDP 6081).
+    Geneve,
+}
+
 /// The result of decoding one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -251,6 +260,29 @@ impl Decoder {
             }
         };
         self.run(first, ctx, counters)
+    }
+
+    /// Decodes the payload of a UDP datagram received on a tunnel socket (the
+    /// live sensor: the kernel has removed the outer IP and UDP headers).
+    /// `outer` holds the datagram's source and destination addresses.
+    /// `ctx` is cleared first.
+    pub fn decode_tunnel_payload<'a>(
+        &self,
+        tunnel: UdpTunnel,
+        outer: OuterAddrs,
+        payload: &'a [u8],
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Decoded<'a> {
+        ctx.clear();
+        let first = match tunnel {
+            UdpTunnel::Vxlan => self.vxlan(payload, outer, ctx, counters),
+            UdpTunnel::Geneve => self.geneve(payload, outer, ctx, counters),
+        };
+        match first {
+            Some(step) => self.run(step, ctx, counters),
+            None => Decoded::Malformed,
+        }
     }
 
     /// Continues decoding at an IP header (a datagram rebuilt from
@@ -548,49 +580,85 @@ impl Decoder {
         let by_dst = |ports: &[u16]| ports.contains(&dst_port);
         let by_src = |ports: &[u16]| ports.contains(&src_port);
         if by_dst(&c.vxlan_ports) || by_src(&c.vxlan_ports) {
-            match headers::parse_vxlan(body) {
-                Ok((v, rest)) => {
-                    if v.reserved_nonzero {
-                        counters.anomaly(Anomaly::VxlanReservedBits);
-                    }
-                    if self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters) {
-                        return Some(Step::Ether(rest));
-                    }
-                    return None;
-                }
-                Err(_) if by_dst(&c.vxlan_ports) => counters.anomaly(Anomaly::VxlanMalformed),
-                Err(_) => {}
+            if headers::parse_vxlan(body).is_ok() {
+                return self.vxlan(body, outer, ctx, counters);
+            }
+            if by_dst(&c.vxlan_ports) {
+                counters.anomaly(Anomaly::VxlanMalformed);
             }
         }
         if by_dst(&c.geneve_ports) || by_src(&c.geneve_ports) {
-            match headers::parse_geneve(body) {
-                Ok((g, rest)) => {
-                    if g.options_dropped > 0 {
-                        counters.anomaly(Anomaly::GeneveOptionsDropped);
-                    }
-                    // The protocol type is an EtherType (RFC 8926 section 3.4);
-                    // 0x6558 is a whole Ethernet frame.
-                    let next = match g.protocol {
-                        0x6558 => Step::Ether(rest),
-                        other => Step::EtherType(other, rest),
-                    };
-                    let layer = Encap::Geneve {
-                        vni: g.vni,
-                        outer,
-                        gwlb: g.gwlb,
-                        options: g.options,
-                        option_count: g.option_count,
-                    };
-                    return self.push(ctx, layer, counters).then_some(next);
-                }
-                Err(_) if by_dst(&c.geneve_ports) => counters.anomaly(Anomaly::GeneveMalformed),
-                Err(_) => {}
+            if headers::parse_geneve(body).is_ok() {
+                return self.geneve(body, outer, ctx, counters);
+            }
+            if by_dst(&c.geneve_ports) {
+                counters.anomaly(Anomaly::GeneveMalformed);
             }
         }
         if by_dst(&c.gre_udp_ports) {
             return self.gre(body, outer, ctx, counters);
         }
         None
+    }
+
+    /// Peels a VXLAN header; `None` when it is malformed (counted) or the
+    /// context is full.
+    fn vxlan<'a>(
+        &self,
+        body: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        match headers::parse_vxlan(body) {
+            Ok((v, rest)) => {
+                if v.reserved_nonzero {
+                    counters.anomaly(Anomaly::VxlanReservedBits);
+                }
+                self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters)
+                    .then_some(Step::Ether(rest))
+            }
+            Err(_) => {
+                counters.anomaly(Anomaly::VxlanMalformed);
+                None
+            }
+        }
+    }
+
+    /// Peels a GENEVE header and its options; `None` when it is malformed
+    /// (counted) or the context is full.
+    fn geneve<'a>(
+        &self,
+        body: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        match headers::parse_geneve(body) {
+            Ok((g, rest)) => {
+                if g.options_dropped > 0 {
+                    counters.anomaly(Anomaly::GeneveOptionsDropped);
+                }
+                // The protocol type is an EtherType (RFC 8926 section 3.4);
+                // 0x6558 is a whole Ethernet frame.
+                let next = match g.protocol {
+                    0x6558 => Step::Ether(rest),
+                    other => Step::EtherType(other, rest),
+                };
+                let layer = Encap::Geneve {
+                    vni: g.vni,
+                    outer,
+                    gwlb: g.gwlb,
+                    options: g.options,
+                    option_count: g.option_count,
+                };
+                self.push(ctx, layer, counters).then_some(next)
+            }
+            Err(_) => {
+                counters.anomaly(Anomaly::GeneveMalformed);
+                None
+            }
+        }
     }
 
     fn gre<'a>(

@@ -13,13 +13,15 @@
 //! written sorted. That is what makes the output byte-identical with one
 //! worker or many.
 
+pub mod live;
 pub mod offline;
 
 use crate::capture::RawFrame;
 use crate::config::PipelineConfig;
 use crate::decap::defrag::Defragmenter;
+use crate::decap::tunnel::OuterAddrs;
 use crate::decap::tunnel::TunnelContext;
-use crate::decap::{Decoded, Decoder, InnerPacket};
+use crate::decap::{Decoded, Decoder, InnerPacket, UdpTunnel};
 use crate::flow::FlowTable;
 use crate::metrics::Counters;
 use foldhash::fast::FixedState;
@@ -72,24 +74,55 @@ impl Frontend {
     }
 
     /// Decodes one frame and hands every inner packet it yields to `sink`.
-    pub fn ingest<F>(&mut self, frame: &RawFrame<'_>, mut sink: F)
+    pub fn ingest<F>(&mut self, frame: &RawFrame<'_>, sink: F)
     where
         F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
     {
         self.counters.packets += 1;
         self.counters.bytes += u64::from(frame.orig_len);
-        match self
-            .decoder
-            .decode(frame.link, frame.data, &mut self.ctx, &mut self.counters)
-        {
+        let decoded =
+            self.decoder
+                .decode(frame.link, frame.data, &mut self.ctx, &mut self.counters);
+        self.finish(decoded, frame.ts_us, sink);
+    }
+
+    /// Decodes the payload of one datagram received on a live tunnel socket
+    /// (`wire_len`: the datagram's length, counted as received bytes) and
+    /// hands every inner packet it yields to `sink`.
+    pub fn ingest_datagram<F>(
+        &mut self,
+        tunnel: UdpTunnel,
+        outer: OuterAddrs,
+        payload: &[u8],
+        wire_len: u32,
+        ts_us: i64,
+        sink: F,
+    ) where
+        F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
+    {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(wire_len);
+        let decoded = self.decoder.decode_tunnel_payload(
+            tunnel,
+            outer,
+            payload,
+            &mut self.ctx,
+            &mut self.counters,
+        );
+        self.finish(decoded, ts_us, sink);
+    }
+
+    fn finish<F>(&mut self, decoded: Decoded<'_>, ts_us: i64, mut sink: F)
+    where
+        F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
+    {
+        match decoded {
             Decoded::Packet(p) => sink(&p, &self.ctx, Origin::Frame),
             Decoded::NotIp => self.counters.non_ip_packets += 1,
             Decoded::Malformed => {}
             Decoded::Fragment(f) => {
                 let domain = self.ctx.domain_hash(&self.hasher);
-                let mut pending = self
-                    .defrag
-                    .push(&f, domain, frame.ts_us, &mut self.counters);
+                let mut pending = self.defrag.push(&f, domain, ts_us, &mut self.counters);
                 let mut rounds = 0;
                 while let Some(buf) = pending.take() {
                     rounds += 1;
@@ -111,9 +144,7 @@ impl Frontend {
                         ),
                         Decoded::Fragment(inner) => {
                             let domain = self.ctx.domain_hash(&self.hasher);
-                            pending =
-                                self.defrag
-                                    .push(&inner, domain, frame.ts_us, &mut self.counters);
+                            pending = self.defrag.push(&inner, domain, ts_us, &mut self.counters);
                         }
                         Decoded::NotIp => self.counters.non_ip_packets += 1,
                         Decoded::Malformed => {}
