@@ -14,12 +14,15 @@
 pub mod defrag;
 pub mod headers;
 pub mod tunnel;
+mod tunnels;
+mod view;
+
+pub use view::{Decoded, Fragment, InnerPacket, Transport, UdpTunnel, tcp_flags};
 
 use crate::config::DecapConfig;
 use crate::metrics::{Anomaly, Counters};
 use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
-use headers::{HeaderError, MplsPayload};
-use std::net::IpAddr;
+use headers::MplsPayload;
 use tunnel::{Encap, OuterAddrs, TunnelContext};
 
 /// Link types of capture files (the LINKTYPE_ values of the pcap spec).
@@ -65,138 +68,7 @@ impl LinkType {
     }
 }
 
-/// TCP flag bits.
-pub mod tcp_flags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-}
-
-/// The transport layer of an inner packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport<'a> {
-    /// TCP.
-    Tcp {
-        /// Source port.
-        src_port: u16,
-        /// Destination port.
-        dst_port: u16,
-        /// Sequence number.
-        seq: u32,
-        /// Acknowledgement number.
-        ack: u32,
-        /// Flags byte.
-        flags: u8,
-        /// Window field.
-        window: u16,
-        /// Payload bytes present in the capture.
-        payload: &'a [u8],
-        /// Payload length the IP header claims (may exceed `payload`).
-        payload_len: u32,
-    },
-    /// UDP.
-    Udp {
-        /// Source port.
-        src_port: u16,
-        /// Destination port.
-        dst_port: u16,
-        /// Payload bytes present.
-        payload: &'a [u8],
-        /// Payload length the IP header claims.
-        payload_len: u32,
-    },
-    /// ICMP or ICMPv6.
-    Icmp {
-        /// Message type.
-        icmp_type: u8,
-        /// Message code.
-        code: u8,
-        /// Bytes after the 8-byte ICMP header, as claimed.
-        payload_len: u32,
-    },
-    /// Any other IP protocol (or a transport header too short to read).
-    Other {
-        /// IP payload length claimed.
-        payload_len: u32,
-    },
-}
-
-/// The innermost IP packet of a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InnerPacket<'a> {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// IP protocol number (after IPv6 extension headers).
-    pub proto: u8,
-    /// IP total length the header claims (IPv6: 40 + payload length).
-    pub ip_len: u32,
-    /// Bytes the capture or mirror session cut from this packet.
-    pub truncated_bytes: u32,
-    /// IPv4 identification or IPv6 flow label: part of the packet's identity
-    /// when the same packet arrives through two mirror sessions.
-    pub ip_id: u32,
-    /// The transport layer.
-    pub transport: Transport<'a>,
-    /// The captured bytes from the transport header on.
-    pub l4_bytes: &'a [u8],
-}
-
-/// One IP fragment, for [`defrag::Defragmenter`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fragment<'a> {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// Identification (IPv4: 16 bits, IPv6: 32 bits).
-    pub id: u32,
-    /// Protocol of the fragmented payload.
-    pub proto: u8,
-    /// Offset of this piece in bytes.
-    pub offset: u16,
-    /// More fragments follow.
-    pub more: bool,
-    /// The IPv4 header (to rebuild the datagram); empty for IPv6.
-    pub ipv4_header: &'a [u8],
-    /// The bytes of this piece present in the capture.
-    pub payload: &'a [u8],
-    /// True when the capture cut this piece short (it can never complete a
-    /// datagram).
-    pub truncated: bool,
-}
-
-/// The tunnel a live socket receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UdpTunnel {
-    /// VXLAN (NLB listener, UDP 4789).
-    Vxlan,
-    /// GENEVE (GWLB, UDP 6081).
-    Geneve,
-}
-
-/// The result of decoding one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// An IP packet that belongs to a flow.
-    Packet(InnerPacket<'a>),
-    /// A fragment to reassemble before going on.
-    Fragment(Fragment<'a>),
-    /// A frame with no IP inside (ARP, LLDP, spanning tree ...).
-    NotIp,
-    /// Unreadable before any IP layer was found (already counted).
-    Malformed,
-}
-
-enum Step<'a> {
+pub(super) enum Step<'a> {
     Ether(&'a [u8]),
     EtherType(u16, &'a [u8]),
     Ip(&'a [u8]),
@@ -296,7 +168,12 @@ impl Decoder {
         self.run(Step::Ip(data), ctx, counters)
     }
 
-    fn push(&self, ctx: &mut TunnelContext, layer: Encap, counters: &mut Counters) -> bool {
+    pub(super) fn push(
+        &self,
+        ctx: &mut TunnelContext,
+        layer: Encap,
+        counters: &mut Counters,
+    ) -> bool {
         if ctx.len() >= self.cfg.max_depth || !ctx.push(layer) {
             counters.anomaly(Anomaly::TunnelTooDeep);
             return false;
@@ -561,161 +438,6 @@ impl Decoder {
             transport,
             l4_bytes: l4,
         }))
-    }
-
-    /// Recognises VXLAN, GENEVE and GRE-in-UDP by destination port (or, when
-    /// the header reads cleanly, by source port, for captures of the return
-    /// direction of an overlay). A payload that does not parse as the tunnel
-    /// stays a UDP packet, counted.
-    fn udp_tunnel<'a>(
-        &self,
-        src_port: u16,
-        dst_port: u16,
-        body: &'a [u8],
-        outer: OuterAddrs,
-        ctx: &mut TunnelContext,
-        counters: &mut Counters,
-    ) -> Option<Step<'a>> {
-        let c = &self.cfg;
-        let by_dst = |ports: &[u16]| ports.contains(&dst_port);
-        let by_src = |ports: &[u16]| ports.contains(&src_port);
-        if by_dst(&c.vxlan_ports) || by_src(&c.vxlan_ports) {
-            if headers::parse_vxlan(body).is_ok() {
-                return self.vxlan(body, outer, ctx, counters);
-            }
-            if by_dst(&c.vxlan_ports) {
-                counters.anomaly(Anomaly::VxlanMalformed);
-            }
-        }
-        if by_dst(&c.geneve_ports) || by_src(&c.geneve_ports) {
-            if headers::parse_geneve(body).is_ok() {
-                return self.geneve(body, outer, ctx, counters);
-            }
-            if by_dst(&c.geneve_ports) {
-                counters.anomaly(Anomaly::GeneveMalformed);
-            }
-        }
-        if by_dst(&c.gre_udp_ports) {
-            return self.gre(body, outer, ctx, counters);
-        }
-        None
-    }
-
-    /// Peels a VXLAN header; `None` when it is malformed (counted) or the
-    /// context is full.
-    fn vxlan<'a>(
-        &self,
-        body: &'a [u8],
-        outer: OuterAddrs,
-        ctx: &mut TunnelContext,
-        counters: &mut Counters,
-    ) -> Option<Step<'a>> {
-        match headers::parse_vxlan(body) {
-            Ok((v, rest)) => {
-                if v.reserved_nonzero {
-                    counters.anomaly(Anomaly::VxlanReservedBits);
-                }
-                self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters)
-                    .then_some(Step::Ether(rest))
-            }
-            Err(_) => {
-                counters.anomaly(Anomaly::VxlanMalformed);
-                None
-            }
-        }
-    }
-
-    /// Peels a GENEVE header and its options; `None` when it is malformed
-    /// (counted) or the context is full.
-    fn geneve<'a>(
-        &self,
-        body: &'a [u8],
-        outer: OuterAddrs,
-        ctx: &mut TunnelContext,
-        counters: &mut Counters,
-    ) -> Option<Step<'a>> {
-        match headers::parse_geneve(body) {
-            Ok((g, rest)) => {
-                if g.options_dropped > 0 {
-                    counters.anomaly(Anomaly::GeneveOptionsDropped);
-                }
-                // The protocol type is an EtherType (RFC 8926 section 3.4);
-                // 0x6558 is a whole Ethernet frame.
-                let next = match g.protocol {
-                    0x6558 => Step::Ether(rest),
-                    other => Step::EtherType(other, rest),
-                };
-                let layer = Encap::Geneve {
-                    vni: g.vni,
-                    outer,
-                    gwlb: g.gwlb,
-                    options: g.options,
-                    option_count: g.option_count,
-                };
-                self.push(ctx, layer, counters).then_some(next)
-            }
-            Err(_) => {
-                counters.anomaly(Anomaly::GeneveMalformed);
-                None
-            }
-        }
-    }
-
-    fn gre<'a>(
-        &self,
-        b: &'a [u8],
-        outer: OuterAddrs,
-        ctx: &mut TunnelContext,
-        counters: &mut Counters,
-    ) -> Option<Step<'a>> {
-        let (gre, rest) = match headers::parse_gre(b) {
-            Ok(v) => v,
-            Err(_) => {
-                counters.anomaly(Anomaly::GreMalformed);
-                return None;
-            }
-        };
-        let gre_layer = Encap::Gre {
-            outer,
-            protocol: gre.protocol,
-            key: gre.key,
-        };
-        let (layer, next) = match gre.protocol {
-            0x6558 => (gre_layer, Step::Ether(rest)),
-            0x0800 | 0x86dd => (gre_layer, Step::Ip(rest)),
-            0x8847 | 0x8848 => (gre_layer, Step::Mpls(rest)),
-            0x880b => (gre_layer, Step::Ppp(rest)),
-            // ERSPAN type I has no header and no sequence number; type II has both.
-            0x88be if !gre.has_sequence => (
-                Encap::Erspan {
-                    version: 1,
-                    session_id: None,
-                    vlan: None,
-                    outer,
-                },
-                Step::Ether(rest),
-            ),
-            0x88be | 0x22eb => match headers::parse_erspan(rest) {
-                Ok((e, frame)) => (
-                    Encap::Erspan {
-                        version: e.erspan_type,
-                        session_id: Some(e.session_id),
-                        vlan: Some(e.vlan),
-                        outer,
-                    },
-                    Step::Ether(frame),
-                ),
-                Err(HeaderError::Truncated) | Err(HeaderError::Unsupported) => {
-                    counters.anomaly(Anomaly::ErspanMalformed);
-                    return None;
-                }
-            },
-            _ => {
-                counters.anomaly(Anomaly::GreUnknownProtocol);
-                return None;
-            }
-        };
-        self.push(ctx, layer, counters).then_some(next)
     }
 }
 

@@ -10,7 +10,9 @@
 
 pub mod community_id;
 pub mod key;
+mod state;
 pub mod table;
 pub mod tcp_state;
+mod to_record;
 
 pub use table::FlowTable;

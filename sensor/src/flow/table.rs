@@ -5,117 +5,22 @@
 //! occupied slots and never exceeds `flows.max_flows`.
 
 use super::community_id::CommunityId;
-use super::key::{Endpoint, FlowKey, PacketTuple};
+use super::key::{FlowKey, PacketTuple};
+use super::state::{
+    Adoption, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet, RECENT, Recent,
+};
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
+use super::to_record::flow_record;
 use crate::config::{CommunityIdConfig, FlowConfig};
-use crate::decap::tunnel::{Encap, TunnelContext};
-use crate::decap::{InnerPacket, Transport, tcp_flags};
+use crate::decap::tunnel::TunnelContext;
+use crate::decap::{InnerPacket, Transport};
 use crate::metrics::{Counters, Drop};
 use crate::packet::Direction;
 use arrayvec::ArrayVec;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
-use nucleus_proto::{FlowRecord, Proto, Record, TimestampMicros, TunnelLayer};
+use nucleus_proto::Record;
 use std::hash::{BuildHasher, Hash, Hasher};
-
-/// Vantage points (mirror sessions) listed per flow.
-const MAX_VANTAGES: usize = 4;
-/// Recent packet identities kept per flow to recognise copies.
-const RECENT: usize = 8;
-/// Bytes of the transport layer that identify a packet.
-const FINGERPRINT_L4_BYTES: usize = 48;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct DirStats {
-    pkts: u64,
-    ip_bytes: u64,
-    payload_bytes: u64,
-    tcp_flags: u8,
-    truncated_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Recent {
-    fingerprint: u64,
-    vantage: u64,
-    ts_us: i64,
-}
-
-/// What identifies one packet to the table.
-#[derive(Debug, Clone, Copy)]
-struct Identity {
-    key: FlowKey,
-    tuple: PacketTuple,
-    /// The domain without VLAN ids.
-    novlan_domain: u64,
-    /// Hash of the packet's own content (0 when not encapsulated).
-    fingerprint: u64,
-    /// Which mirror session delivered it (0 when not encapsulated).
-    vantage: u64,
-    ts_us: i64,
-}
-
-/// How a packet of an unknown key joined an existing flow.
-enum Adoption {
-    /// It did not.
-    None,
-    /// A copy from a second mirror session: accounted, not counted again.
-    Duplicate,
-    /// The answer seen on another VLAN: process it as part of this flow.
-    Alias(u32),
-}
-
-/// One tracked flow.
-#[derive(Debug, Clone)]
-struct Flow {
-    key: FlowKey,
-    aliases: ArrayVec<FlowKey, { MAX_VANTAGES - 1 }>,
-    proto: u8,
-    orig: Endpoint,
-    resp: Endpoint,
-    /// Roles were swapped from the first packet's (Zeek's `^`).
-    flipped: bool,
-    /// The domain without VLAN ids.
-    novlan_domain: u64,
-    first_us: i64,
-    last_us: i64,
-    dirs: [DirStats; 2],
-    tcp: Option<TcpConnection>,
-    tunnel: Vec<Encap>,
-    vantages: ArrayVec<u64, MAX_VANTAGES>,
-    recent: [Recent; RECENT],
-    recent_next: usize,
-    duplicate_pkts: u64,
-}
-
-impl Flow {
-    fn is_copy(&self, fingerprint: u64, vantage: u64, ts_us: i64, window_us: i64) -> bool {
-        self.recent.iter().any(|r| {
-            r.fingerprint == fingerprint
-                && r.vantage != vantage
-                && r.vantage != 0
-                && (ts_us - r.ts_us).abs() <= window_us
-        })
-    }
-
-    fn remember(&mut self, fingerprint: u64, vantage: u64, ts_us: i64) {
-        self.recent[self.recent_next] = Recent {
-            fingerprint,
-            vantage,
-            ts_us,
-        };
-        self.recent_next = (self.recent_next + 1) % RECENT;
-    }
-
-    fn add_vantage(&mut self, vantage: u64, counters: &mut Counters) {
-        if vantage != 0
-            && !self.vantages.contains(&vantage)
-            && self.vantages.try_push(vantage).is_err()
-        {
-            counters.drop_n(Drop::VantagesCap, 1);
-        }
-    }
-}
 
 /// Flows of one worker.
 #[derive(Debug)]
@@ -130,24 +35,6 @@ pub struct FlowTable {
     community_id: CommunityId,
     server_ports_tcp: PortSet,
     server_ports_udp: PortSet,
-}
-
-/// A set of ports as a bitmap: one lookup per new flow, no hashing.
-#[derive(Debug, Clone)]
-struct PortSet(Box<[u64; 1024]>);
-
-impl PortSet {
-    fn new(ports: &[u16]) -> Self {
-        let mut bits = Box::new([0u64; 1024]);
-        for &p in ports {
-            bits[usize::from(p >> 6)] |= 1 << (p & 63);
-        }
-        Self(bits)
-    }
-
-    fn contains(&self, p: u16) -> bool {
-        self.0[usize::from(p >> 6)] & (1 << (p & 63)) != 0
-    }
 }
 
 fn micros(d: std::time::Duration) -> i64 {
@@ -518,118 +405,6 @@ impl FlowTable {
         self.live -= 1;
         counters.flows_expired += 1;
         counters.records += 1;
-        out.push(Record::Flow(self.record(&flow)));
-    }
-
-    fn uid(&self, f: &Flow) -> String {
-        let mut h1 = FixedState::with_seed(0x7569_6431).build_hasher();
-        let mut h2 = FixedState::with_seed(0x7569_6432).build_hasher();
-        for h in [&mut h1, &mut h2] {
-            (f.key, f.first_us).hash(h);
-        }
-        let mut v = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut s = String::with_capacity(19);
-        s.push('C');
-        for _ in 0..18 {
-            s.push(char::from(ALPHABET[(v % 62) as usize]));
-            v /= 62;
-        }
-        s
-    }
-
-    fn record(&self, f: &Flow) -> FlowRecord {
-        let [o, r] = f.dirs;
-        let (conn_state, history, orig_bytes, resp_bytes, missed) = match &f.tcp {
-            Some(t) => (
-                t.conn_state().to_string(),
-                t.history().to_string(),
-                t.payload_bytes(Direction::Originator),
-                t.payload_bytes(Direction::Responder),
-                t.missed_bytes(),
-            ),
-            None => {
-                let state = match (f.proto, o.pkts > 0, r.pkts > 0) {
-                    (17, true, true) => "SF",
-                    (17, true, false) => "S0",
-                    (17, false, true) => "SHR",
-                    _ => "OTH",
-                };
-                let mut hist = String::new();
-                if f.flipped {
-                    hist.push('^');
-                }
-                if f.proto == 17 {
-                    if o.pkts > 0 {
-                        hist.push('D');
-                    }
-                    if r.pkts > 0 {
-                        hist.push('d');
-                    }
-                }
-                (state.to_string(), hist, o.payload_bytes, r.payload_bytes, 0)
-            }
-        };
-        let flags = |v: u8| {
-            (f.proto == 6).then(|| {
-                let mut s = String::new();
-                for (bit, c) in [
-                    (tcp_flags::FIN, 'F'),
-                    (tcp_flags::SYN, 'S'),
-                    (tcp_flags::RST, 'R'),
-                    (tcp_flags::PSH, 'P'),
-                    (tcp_flags::ACK, 'A'),
-                    (0x20, 'U'),
-                    (0x40, 'E'),
-                    (0x80, 'C'),
-                ] {
-                    if v & bit != 0 {
-                        s.push(c);
-                    }
-                }
-                s
-            })
-        };
-        let tunnel: Vec<TunnelLayer> = {
-            let mut t = TunnelContext::new();
-            for l in &f.tunnel {
-                t.push(*l);
-            }
-            t.to_records()
-        };
-        FlowRecord {
-            ts: TimestampMicros(f.first_us),
-            end_ts: TimestampMicros(f.last_us),
-            uid: self.uid(f),
-            community_id: self.community_id.compute(
-                f.orig.addr,
-                f.resp.addr,
-                f.proto,
-                f.orig.port,
-                f.resp.port,
-            ),
-            proto: Proto(f.proto),
-            src_ip: f.orig.addr,
-            src_port: f.orig.port,
-            dst_ip: f.resp.addr,
-            dst_port: f.resp.port,
-            orig_pkts: o.pkts,
-            orig_bytes,
-            orig_ip_bytes: o.ip_bytes,
-            resp_pkts: r.pkts,
-            resp_bytes,
-            resp_ip_bytes: r.ip_bytes,
-            orig_tcp_flags: flags(o.tcp_flags),
-            resp_tcp_flags: flags(r.tcp_flags),
-            conn_state,
-            history,
-            missed_bytes: missed,
-            truncated_bytes: o.truncated_bytes + r.truncated_bytes,
-            duration: (f.last_us - f.first_us) as f64 / 1e6,
-            service: None,
-            tunnel,
-            vantages: u32::try_from(f.vantages.len().max(1)).unwrap_or(u32::MAX),
-            duplicate_pkts: f.duplicate_pkts,
-        }
+        out.push(Record::Flow(flow_record(&flow, &self.community_id)));
     }
 }

@@ -1,0 +1,166 @@
+//! The tunnels carried in UDP and GRE: VXLAN, GENEVE (with the AWS Gateway
+//! Load Balancer options), GRE-in-UDP, GRE with ERSPAN I/II/III, MPLS and
+//! PPP payloads. Each peels its header, records the layer in the tunnel
+//! context and says where decoding goes on.
+
+use super::headers::{self, HeaderError};
+use super::tunnel::{Encap, OuterAddrs, TunnelContext};
+use super::{Decoder, Step};
+use crate::metrics::{Anomaly, Counters};
+
+impl Decoder {
+    /// Recognises VXLAN, GENEVE and GRE-in-UDP by destination port (or, when
+    /// the header reads cleanly, by source port, for captures of the return
+    /// direction of an overlay). A payload that does not parse as the tunnel
+    /// stays a UDP packet, counted.
+    pub(super) fn udp_tunnel<'a>(
+        &self,
+        src_port: u16,
+        dst_port: u16,
+        body: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        let c = &self.cfg;
+        let by_dst = |ports: &[u16]| ports.contains(&dst_port);
+        let by_src = |ports: &[u16]| ports.contains(&src_port);
+        if by_dst(&c.vxlan_ports) || by_src(&c.vxlan_ports) {
+            if headers::parse_vxlan(body).is_ok() {
+                return self.vxlan(body, outer, ctx, counters);
+            }
+            if by_dst(&c.vxlan_ports) {
+                counters.anomaly(Anomaly::VxlanMalformed);
+            }
+        }
+        if by_dst(&c.geneve_ports) || by_src(&c.geneve_ports) {
+            if headers::parse_geneve(body).is_ok() {
+                return self.geneve(body, outer, ctx, counters);
+            }
+            if by_dst(&c.geneve_ports) {
+                counters.anomaly(Anomaly::GeneveMalformed);
+            }
+        }
+        if by_dst(&c.gre_udp_ports) {
+            return self.gre(body, outer, ctx, counters);
+        }
+        None
+    }
+
+    /// Peels a VXLAN header; `None` when it is malformed (counted) or the
+    /// context is full.
+    pub(super) fn vxlan<'a>(
+        &self,
+        body: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        match headers::parse_vxlan(body) {
+            Ok((v, rest)) => {
+                if v.reserved_nonzero {
+                    counters.anomaly(Anomaly::VxlanReservedBits);
+                }
+                self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters)
+                    .then_some(Step::Ether(rest))
+            }
+            Err(_) => {
+                counters.anomaly(Anomaly::VxlanMalformed);
+                None
+            }
+        }
+    }
+
+    /// Peels a GENEVE header and its options; `None` when it is malformed
+    /// (counted) or the context is full.
+    pub(super) fn geneve<'a>(
+        &self,
+        body: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        match headers::parse_geneve(body) {
+            Ok((g, rest)) => {
+                if g.options_dropped > 0 {
+                    counters.anomaly(Anomaly::GeneveOptionsDropped);
+                }
+                // The protocol type is an EtherType (RFC 8926 section 3.4);
+                // 0x6558 is a whole Ethernet frame.
+                let next = match g.protocol {
+                    0x6558 => Step::Ether(rest),
+                    other => Step::EtherType(other, rest),
+                };
+                let layer = Encap::Geneve {
+                    vni: g.vni,
+                    outer,
+                    gwlb: g.gwlb,
+                    options: g.options,
+                    option_count: g.option_count,
+                };
+                self.push(ctx, layer, counters).then_some(next)
+            }
+            Err(_) => {
+                counters.anomaly(Anomaly::GeneveMalformed);
+                None
+            }
+        }
+    }
+
+    pub(super) fn gre<'a>(
+        &self,
+        b: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        let (gre, rest) = match headers::parse_gre(b) {
+            Ok(v) => v,
+            Err(_) => {
+                counters.anomaly(Anomaly::GreMalformed);
+                return None;
+            }
+        };
+        let gre_layer = Encap::Gre {
+            outer,
+            protocol: gre.protocol,
+            key: gre.key,
+        };
+        let (layer, next) = match gre.protocol {
+            0x6558 => (gre_layer, Step::Ether(rest)),
+            0x0800 | 0x86dd => (gre_layer, Step::Ip(rest)),
+            0x8847 | 0x8848 => (gre_layer, Step::Mpls(rest)),
+            0x880b => (gre_layer, Step::Ppp(rest)),
+            // ERSPAN type I has no header and no sequence number; type II has both.
+            0x88be if !gre.has_sequence => (
+                Encap::Erspan {
+                    version: 1,
+                    session_id: None,
+                    vlan: None,
+                    outer,
+                },
+                Step::Ether(rest),
+            ),
+            0x88be | 0x22eb => match headers::parse_erspan(rest) {
+                Ok((e, frame)) => (
+                    Encap::Erspan {
+                        version: e.erspan_type,
+                        session_id: Some(e.session_id),
+                        vlan: Some(e.vlan),
+                        outer,
+                    },
+                    Step::Ether(frame),
+                ),
+                Err(HeaderError::Truncated) | Err(HeaderError::Unsupported) => {
+                    counters.anomaly(Anomaly::ErspanMalformed);
+                    return None;
+                }
+            },
+            _ => {
+                counters.anomaly(Anomaly::GreUnknownProtocol);
+                return None;
+            }
+        };
+        self.push(ctx, layer, counters).then_some(next)
+    }
+}

@@ -1,0 +1,119 @@
+//! A finished flow as a record: Zeek's conn.log fields, Community ID, the
+//! deterministic uid, the tunnel layers.
+
+use super::community_id::CommunityId;
+use super::state::Flow;
+use crate::decap::tcp_flags;
+use crate::decap::tunnel::TunnelContext;
+use crate::packet::Direction;
+use foldhash::fast::FixedState;
+use nucleus_proto::{FlowRecord, Proto, TimestampMicros, TunnelLayer};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+/// A deterministic uid: `C` and 18 base62 digits of a 128-bit hash of the
+/// flow key and its first timestamp.
+fn uid(f: &Flow) -> String {
+    let mut h1 = FixedState::with_seed(0x7569_6431).build_hasher();
+    let mut h2 = FixedState::with_seed(0x7569_6432).build_hasher();
+    for h in [&mut h1, &mut h2] {
+        (f.key, f.first_us).hash(h);
+    }
+    let mut v = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut s = String::with_capacity(19);
+    s.push('C');
+    for _ in 0..18 {
+        s.push(char::from(ALPHABET[(v % 62) as usize]));
+        v /= 62;
+    }
+    s
+}
+
+pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
+    let [o, r] = f.dirs;
+    let (conn_state, history, orig_bytes, resp_bytes, missed) = match &f.tcp {
+        Some(t) => (
+            t.conn_state().to_string(),
+            t.history().to_string(),
+            t.payload_bytes(Direction::Originator),
+            t.payload_bytes(Direction::Responder),
+            t.missed_bytes(),
+        ),
+        None => {
+            let state = match (f.proto, o.pkts > 0, r.pkts > 0) {
+                (17, true, true) => "SF",
+                (17, true, false) => "S0",
+                (17, false, true) => "SHR",
+                _ => "OTH",
+            };
+            let mut hist = String::new();
+            if f.flipped {
+                hist.push('^');
+            }
+            if f.proto == 17 {
+                if o.pkts > 0 {
+                    hist.push('D');
+                }
+                if r.pkts > 0 {
+                    hist.push('d');
+                }
+            }
+            (state.to_string(), hist, o.payload_bytes, r.payload_bytes, 0)
+        }
+    };
+    let flags = |v: u8| {
+        (f.proto == 6).then(|| {
+            let mut s = String::new();
+            for (bit, c) in [
+                (tcp_flags::FIN, 'F'),
+                (tcp_flags::SYN, 'S'),
+                (tcp_flags::RST, 'R'),
+                (tcp_flags::PSH, 'P'),
+                (tcp_flags::ACK, 'A'),
+                (0x20, 'U'),
+                (0x40, 'E'),
+                (0x80, 'C'),
+            ] {
+                if v & bit != 0 {
+                    s.push(c);
+                }
+            }
+            s
+        })
+    };
+    let tunnel: Vec<TunnelLayer> = {
+        let mut t = TunnelContext::new();
+        for l in &f.tunnel {
+            t.push(*l);
+        }
+        t.to_records()
+    };
+    FlowRecord {
+        ts: TimestampMicros(f.first_us),
+        end_ts: TimestampMicros(f.last_us),
+        uid: uid(f),
+        community_id: cid.compute(f.orig.addr, f.resp.addr, f.proto, f.orig.port, f.resp.port),
+        proto: Proto(f.proto),
+        src_ip: f.orig.addr,
+        src_port: f.orig.port,
+        dst_ip: f.resp.addr,
+        dst_port: f.resp.port,
+        orig_pkts: o.pkts,
+        orig_bytes,
+        orig_ip_bytes: o.ip_bytes,
+        resp_pkts: r.pkts,
+        resp_bytes,
+        resp_ip_bytes: r.ip_bytes,
+        orig_tcp_flags: flags(o.tcp_flags),
+        resp_tcp_flags: flags(r.tcp_flags),
+        conn_state,
+        history,
+        missed_bytes: missed,
+        truncated_bytes: o.truncated_bytes + r.truncated_bytes,
+        duration: (f.last_us - f.first_us) as f64 / 1e6,
+        service: None,
+        tunnel,
+        vantages: u32::try_from(f.vantages.len().max(1)).unwrap_or(u32::MAX),
+        duplicate_pkts: f.duplicate_pkts,
+    }
+}
