@@ -108,6 +108,26 @@ pub enum Encap {
     },
 }
 
+/// The identities a packet's tunnel context gives it (all 0 when the packet
+/// was not encapsulated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextIds {
+    /// See [`TunnelContext::domain_hash`].
+    pub domain: u64,
+    /// See [`TunnelContext::domain_hash_without_vlans`].
+    pub novlan_domain: u64,
+    /// See [`TunnelContext::vantage_hash`].
+    pub vantage: u64,
+}
+
+fn unordered(o: OuterAddrs) -> (IpAddr, IpAddr) {
+    if o.src <= o.dst {
+        (o.src, o.dst)
+    } else {
+        (o.dst, o.src)
+    }
+}
+
 /// All layers of one packet, outermost first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TunnelContext {
@@ -214,6 +234,54 @@ impl TunnelContext {
         h.finish() | 1
     }
 
+    /// The three identities at once, in one pass over the layers (the flow
+    /// table needs all three for every encapsulated packet).
+    pub fn identities<S: BuildHasher>(&self, hasher: &S) -> ContextIds {
+        if self.layers.is_empty() {
+            return ContextIds::default();
+        }
+        let mut domain = hasher.build_hasher();
+        let mut novlan = hasher.build_hasher();
+        let mut vantage = hasher.build_hasher();
+        for layer in &self.layers {
+            match *layer {
+                Encap::Vxlan { vni, outer } => {
+                    (1u8, vni).hash(&mut domain);
+                    (1u8, vni).hash(&mut novlan);
+                    vni.hash(&mut vantage);
+                    unordered(outer).hash(&mut vantage);
+                }
+                Encap::Geneve { vni, outer, .. } => {
+                    (2u8, vni).hash(&mut domain);
+                    (2u8, vni).hash(&mut novlan);
+                    vni.hash(&mut vantage);
+                    unordered(outer).hash(&mut vantage);
+                }
+                Encap::Vlan { id, .. } => (3u8, id).hash(&mut domain),
+                Encap::Erspan {
+                    session_id,
+                    vlan,
+                    outer,
+                    ..
+                } => {
+                    (4u8, session_id, vlan).hash(&mut domain);
+                    (4u8, session_id, vlan).hash(&mut novlan);
+                    session_id.hash(&mut vantage);
+                    unordered(outer).hash(&mut vantage);
+                }
+                Encap::Gre { outer, .. } | Encap::IpInIp { outer } => {
+                    unordered(outer).hash(&mut vantage);
+                }
+                Encap::Mpls { .. } => {}
+            }
+        }
+        ContextIds {
+            domain: domain.finish() | 1,
+            novlan_domain: novlan.finish() | 1,
+            vantage: vantage.finish() | 1,
+        }
+    }
+
     /// The record view of the layers.
     pub fn to_records(&self) -> Vec<TunnelLayer> {
         self.layers.iter().map(encap_to_record).collect()
@@ -316,6 +384,31 @@ mod tests {
         assert_ne!(a.domain_hash(&s), c.domain_hash(&s));
         assert_ne!(a.vantage_hash(&s), b.vantage_hash(&s));
         assert_eq!(TunnelContext::new().domain_hash(&s), 0);
+    }
+
+    #[test]
+    fn identities_in_one_pass_equal_the_separate_hashes() {
+        let s = foldhash::fast::FixedState::with_seed(7);
+        let mut t = TunnelContext::new();
+        t.push(Encap::Vlan {
+            id: 5,
+            tpid: 0x8100,
+        });
+        t.push(Encap::Vxlan {
+            vni: 9,
+            outer: addrs("10.0.0.2", "10.0.0.1"),
+        });
+        t.push(Encap::Erspan {
+            version: 2,
+            session_id: Some(3),
+            vlan: Some(4),
+            outer: addrs("10.0.0.3", "10.0.0.4"),
+        });
+        let ids = t.identities(&s);
+        assert_eq!(ids.domain, t.domain_hash(&s));
+        assert_eq!(ids.novlan_domain, t.domain_hash_without_vlans(&s));
+        assert_eq!(ids.vantage, t.vantage_hash(&s));
+        assert_eq!(TunnelContext::new().identities(&s), ContextIds::default());
     }
 
     #[test]

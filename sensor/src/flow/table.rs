@@ -93,9 +93,8 @@ impl FlowTable {
         counters: &mut Counters,
     ) {
         let tuple = PacketTuple::of(p);
-        let domain = ctx.domain_hash(&self.hasher);
-        let novlan_domain = ctx.domain_hash_without_vlans(&self.hasher);
-        let vantage = ctx.vantage_hash(&self.hasher);
+        let ids = ctx.identities(&self.hasher);
+        let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
         let key = FlowKey::new(domain, &tuple);
         let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
         let window_us = micros(self.cfg.duplicate_window);
