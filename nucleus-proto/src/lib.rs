@@ -162,6 +162,29 @@ pub enum TunnelLayer {
         /// Outer destination address.
         outer_dst: IpAddr,
     },
+    /// Teredo: IPv6 in UDP (RFC 4380).
+    Teredo {
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
+    /// AYIYA: IP in UDP.
+    Ayiya {
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
+    /// GTP-U: a mobile network's user plane.
+    Gtp {
+        /// Tunnel endpoint id.
+        teid: u32,
+        /// Outer source address.
+        outer_src: IpAddr,
+        /// Outer destination address.
+        outer_dst: IpAddr,
+    },
 }
 
 /// The three options AWS Gateway Load Balancer adds to GENEVE (class 0x0108).

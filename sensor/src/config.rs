@@ -29,6 +29,15 @@ pub struct DecapConfig {
     pub geneve_ports: Vec<u16>,
     /// UDP destination ports that carry GRE (RFC 8086: 4754).
     pub gre_udp_ports: Vec<u16>,
+    /// UDP ports that carry Teredo (RFC 4380: 3544).
+    pub teredo_ports: Vec<u16>,
+    /// Also recognise Teredo on other UDP ports (relays use arbitrary ones)
+    /// when the payload is an IPv6 packet with a Teredo address.
+    pub teredo_any_port: bool,
+    /// UDP ports that carry AYIYA (5072).
+    pub ayiya_ports: Vec<u16>,
+    /// UDP ports that carry GTP-U (2152).
+    pub gtp_u_ports: Vec<u16>,
     /// Most layers peeled from one packet (at most 8); deeper packets are
     /// tracked at the layer reached and counted as `tunnel_too_deep`.
     pub max_depth: usize,
@@ -40,6 +49,10 @@ impl Default for DecapConfig {
             vxlan_ports: vec![4789, 8472],
             geneve_ports: vec![6081],
             gre_udp_ports: vec![4754],
+            teredo_ports: vec![3544],
+            teredo_any_port: true,
+            ayiya_ports: vec![5072],
+            gtp_u_ports: vec![2152],
             max_depth: 8,
         }
     }

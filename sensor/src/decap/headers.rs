@@ -262,6 +262,95 @@ pub fn parse_ppp(b: &[u8]) -> Result<(u16, &[u8]), HeaderError> {
     Ok((proto, &b[at + 2..]))
 }
 
+/// Strips Teredo's optional authentication and origin indication headers
+/// (RFC 4380 section 5.1.1) and returns the IPv6 packet, which must look
+/// like one (version 6, payload length matching the bytes) so that ordinary
+/// traffic on UDP 3544 is not mistaken for a tunnel.
+pub fn parse_teredo(b: &[u8]) -> Result<&[u8], HeaderError> {
+    let mut rest = b;
+    // Authentication: 0x0001, id length, auth length, id, auth, nonce (8), confirmation (1).
+    if rest.len() >= 4 && rest[0] == 0 && rest[1] == 1 {
+        let skip = 4 + usize::from(rest[2]) + usize::from(rest[3]) + 9;
+        rest = rest.get(skip..).ok_or(HeaderError::Truncated)?;
+    }
+    // Origin indication: 0x0000, port (2), address (4).
+    if rest.len() >= 8 && rest[0] == 0 && rest[1] == 0 {
+        rest = &rest[8..];
+    }
+    let hdr = rest.get(..40).ok_or(HeaderError::Truncated)?;
+    let payload_len = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
+    if hdr[0] >> 4 != 6 || 40 + payload_len > rest.len() {
+        return Err(HeaderError::Unsupported);
+    }
+    Ok(rest)
+}
+
+/// True for a Teredo bubble: an IPv6 header with no next header and no
+/// payload, which only keeps a NAT mapping open.
+pub fn is_teredo_bubble(ipv6: &[u8]) -> bool {
+    ipv6.len() >= 40 && ipv6[6] == 59 && ipv6[4] == 0 && ipv6[5] == 0
+}
+
+/// True when either address of an IPv6 header is a Teredo address
+/// (2001:0000::/32): what lets Teredo be recognised on a relay's arbitrary
+/// UDP port.
+pub fn has_teredo_address(ipv6: &[u8]) -> bool {
+    let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00][..]);
+    teredo(ipv6.get(8..24).unwrap_or(&[])) || teredo(ipv6.get(24..40).unwrap_or(&[]))
+}
+
+/// Parses an AYIYA header (Anything In Anything, draft-massar-v6ops-ayiya):
+/// returns the next-header protocol (4 or 41) and the payload. Only the
+/// forward opcode carries packets.
+pub fn parse_ayiya(b: &[u8]) -> Result<(u8, &[u8]), HeaderError> {
+    let hdr = b.get(..8).ok_or(HeaderError::Truncated)?;
+    let id_len = 1usize << (hdr[0] >> 4);
+    let sig_len = usize::from(hdr[1] >> 4) * 4;
+    let opcode = hdr[2] & 0x0f;
+    let next = hdr[3];
+    if opcode != 1 || !matches!(next, 4 | 41) {
+        return Err(HeaderError::Unsupported);
+    }
+    let payload = b
+        .get(8 + id_len + sig_len..)
+        .ok_or(HeaderError::Truncated)?;
+    Ok((next, payload))
+}
+
+/// Parses a GTPv1-U header (3GPP TS 29.281) of a G-PDU and its extension
+/// headers: returns the TEID and the user IP packet.
+pub fn parse_gtp_u(b: &[u8]) -> Result<(u32, &[u8]), HeaderError> {
+    let hdr = b.get(..8).ok_or(HeaderError::Truncated)?;
+    let version = hdr[0] >> 5;
+    let protocol_type = hdr[0] & 0x10 != 0;
+    if version != 1 || !protocol_type || hdr[1] != 0xff {
+        return Err(HeaderError::Unsupported);
+    }
+    let teid = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+    let mut at = 8;
+    if hdr[0] & 0x07 != 0 {
+        // Sequence number (2), N-PDU number (1), next extension type (1).
+        let mut next = *b.get(11).ok_or(HeaderError::Truncated)?;
+        at = 12;
+        // Each extension: length in 4-byte units, content, next type.
+        let mut hops = 0;
+        while next != 0 {
+            hops += 1;
+            let units = usize::from(*b.get(at).ok_or(HeaderError::Truncated)?);
+            if units == 0 || hops > 16 {
+                return Err(HeaderError::Unsupported);
+            }
+            at += units * 4;
+            next = *b.get(at - 1).ok_or(HeaderError::Truncated)?;
+        }
+    }
+    let payload = b.get(at..).ok_or(HeaderError::Truncated)?;
+    match payload.first().map(|v| v >> 4) {
+        Some(4) | Some(6) => Ok((teid, payload)),
+        _ => Err(HeaderError::Unsupported),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +417,46 @@ mod tests {
         let (e, rest) = parse_erspan(&iii).unwrap();
         assert_eq!(e.erspan_type, 3);
         assert_eq!(rest, &[0xee]);
+    }
+
+    #[test]
+    fn teredo_with_origin_indication() {
+        let mut p = vec![0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 2, 59, 64];
+        v6.extend_from_slice(&[0; 32]);
+        v6.extend_from_slice(&[9, 9]);
+        p.extend_from_slice(&v6);
+        assert_eq!(parse_teredo(&p).unwrap(), &v6[..]);
+        assert_eq!(
+            parse_teredo(b"GET / HTTP/1.1\r\n").err(),
+            Some(HeaderError::Truncated)
+        );
+        let mut not_v6 = vec![0x45; 60];
+        not_v6[0] = 0x45;
+        assert_eq!(parse_teredo(&not_v6).err(), Some(HeaderError::Unsupported));
+    }
+
+    #[test]
+    fn ayiya_forward_and_others() {
+        // id length 2^1 = 2, signature 0, opcode forward, next header IPv6.
+        let p = [0x11, 0x00, 0x01, 41, 0, 0, 0, 0, 0xaa, 0xbb, 0x60];
+        assert_eq!(parse_ayiya(&p).unwrap(), (41, &[0x60u8][..]));
+        let echo = [0x11, 0x00, 0x02, 41, 0, 0, 0, 0];
+        assert_eq!(parse_ayiya(&echo).err(), Some(HeaderError::Unsupported));
+    }
+
+    #[test]
+    fn gtp_u_with_extension_header() {
+        let mut p = vec![0x34, 0xff, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0x85];
+        p.extend_from_slice(&[1, 0x10, 0x01, 0x00]); // one 4-byte extension, then none
+        p.extend_from_slice(&[0x45, 0, 0, 20]);
+        let (teid, ip) = parse_gtp_u(&p).unwrap();
+        assert_eq!(teid, 7);
+        assert_eq!(ip[0], 0x45);
+        let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(parse_gtp_u(&echo).err(), Some(HeaderError::Unsupported));
+        let looping = [0x34, 0xff, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0x85, 0, 0, 0, 0];
+        assert!(parse_gtp_u(&looping).is_err());
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub(super) enum Step<'a> {
     Ip(&'a [u8]),
     Mpls(&'a [u8]),
     Ppp(&'a [u8]),
+    /// A tunnel's own signalling (a Teredo bubble): no inner packet.
+    TunnelSignal,
 }
 
 /// Decodes frames according to a [`DecapConfig`]. Stateless apart from the
@@ -254,6 +256,7 @@ impl Decoder {
                         (MplsPayload::Ethernet, r) => Step::Ether(r),
                     }
                 }
+                Step::TunnelSignal => return Decoded::NotIp,
                 Step::Ppp(b) => match headers::parse_ppp(b) {
                     Ok((0x0021, r)) | Ok((0x0057, r)) => Step::Ip(r),
                     Ok(_) => return Decoded::NotIp,

@@ -106,6 +106,23 @@ pub enum Encap {
         /// Outer IP addresses.
         outer: OuterAddrs,
     },
+    /// Teredo (IPv6 in UDP, RFC 4380).
+    Teredo {
+        /// Outer IP addresses.
+        outer: OuterAddrs,
+    },
+    /// AYIYA (IP in UDP).
+    Ayiya {
+        /// Outer IP addresses.
+        outer: OuterAddrs,
+    },
+    /// GTP-U (user plane of mobile networks).
+    Gtp {
+        /// Tunnel endpoint id (per direction, so not part of the domain).
+        teid: u32,
+        /// Outer IP addresses.
+        outer: OuterAddrs,
+    },
 }
 
 /// The identities a packet's tunnel context gives it (all 0 when the packet
@@ -192,7 +209,12 @@ impl TunnelContext {
                 Encap::Erspan {
                     session_id, vlan, ..
                 } => (4u8, session_id, vlan).hash(&mut h),
-                Encap::Mpls { .. } | Encap::Gre { .. } | Encap::IpInIp { .. } => {}
+                Encap::Mpls { .. }
+                | Encap::Gre { .. }
+                | Encap::IpInIp { .. }
+                | Encap::Teredo { .. }
+                | Encap::Ayiya { .. }
+                | Encap::Gtp { .. } => {}
             }
         }
         // Zero is reserved for "not encapsulated".
@@ -219,7 +241,11 @@ impl TunnelContext {
                     session_id.hash(&mut h);
                     Some(outer)
                 }
-                Encap::Gre { outer, .. } | Encap::IpInIp { outer } => Some(outer),
+                Encap::Gre { outer, .. }
+                | Encap::IpInIp { outer }
+                | Encap::Teredo { outer }
+                | Encap::Ayiya { outer }
+                | Encap::Gtp { outer, .. } => Some(outer),
                 Encap::Vlan { .. } | Encap::Mpls { .. } => None,
             };
             if let Some(o) = outer {
@@ -269,7 +295,11 @@ impl TunnelContext {
                     session_id.hash(&mut vantage);
                     unordered(outer).hash(&mut vantage);
                 }
-                Encap::Gre { outer, .. } | Encap::IpInIp { outer } => {
+                Encap::Gre { outer, .. }
+                | Encap::IpInIp { outer }
+                | Encap::Teredo { outer }
+                | Encap::Ayiya { outer }
+                | Encap::Gtp { outer, .. } => {
                     unordered(outer).hash(&mut vantage);
                 }
                 Encap::Mpls { .. } => {}
@@ -345,6 +375,19 @@ fn encap_to_record(layer: &Encap) -> TunnelLayer {
             outer_dst: outer.dst,
         },
         Encap::IpInIp { outer } => TunnelLayer::IpInIp {
+            outer_src: outer.src,
+            outer_dst: outer.dst,
+        },
+        Encap::Teredo { outer } => TunnelLayer::Teredo {
+            outer_src: outer.src,
+            outer_dst: outer.dst,
+        },
+        Encap::Ayiya { outer } => TunnelLayer::Ayiya {
+            outer_src: outer.src,
+            outer_dst: outer.dst,
+        },
+        Encap::Gtp { teid, outer } => TunnelLayer::Gtp {
+            teid,
             outer_src: outer.src,
             outer_dst: outer.dst,
         },

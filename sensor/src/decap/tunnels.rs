@@ -44,6 +44,38 @@ impl Decoder {
         if by_dst(&c.gre_udp_ports) {
             return self.gre(body, outer, ctx, counters);
         }
+        // The IP-in-UDP tunnels are recognised by either port (a server's
+        // replies come from it) and only when the payload reads cleanly.
+        // Teredo: on its server port, or on any port (a relay's) when the
+        // payload is an IPv6 packet with a Teredo address (2001:0::/32).
+        if let Ok(ip) = headers::parse_teredo(body)
+            && (by_dst(&c.teredo_ports)
+                || by_src(&c.teredo_ports)
+                || (c.teredo_any_port && headers::has_teredo_address(ip)))
+        {
+            let next = if headers::is_teredo_bubble(ip) {
+                Step::TunnelSignal
+            } else {
+                Step::Ip(ip)
+            };
+            return self
+                .push(ctx, Encap::Teredo { outer }, counters)
+                .then_some(next);
+        }
+        if (by_dst(&c.ayiya_ports) || by_src(&c.ayiya_ports))
+            && let Ok((_, ip)) = headers::parse_ayiya(body)
+        {
+            return self
+                .push(ctx, Encap::Ayiya { outer }, counters)
+                .then_some(Step::Ip(ip));
+        }
+        if (by_dst(&c.gtp_u_ports) || by_src(&c.gtp_u_ports))
+            && let Ok((teid, ip)) = headers::parse_gtp_u(body)
+        {
+            return self
+                .push(ctx, Encap::Gtp { teid, outer }, counters)
+                .then_some(Step::Ip(ip));
+        }
         None
     }
 
