@@ -152,6 +152,11 @@ impl SensorConfig {
                 return fail("decap", "gre_udp_ports", m);
             }
         }
+        // The IP-in-UDP tunnels are only taken when their header reads
+        // cleanly, so sharing a port is allowed, but port 0 is not.
+        ports("decap", "teredo_ports", &d.teredo_ports)?;
+        ports("decap", "ayiya_ports", &d.ayiya_ports)?;
+        ports("decap", "gtp_u_ports", &d.gtp_u_ports)?;
         range("decap", "max_depth", as_u64(d.max_depth), 1, 8)?;
 
         let f = &self.pipeline.defrag;
