@@ -280,9 +280,10 @@ impl FrameEncoder {
                 let inner_sport = flow.map_or(49_152, |f| {
                     49_152 + (self.hasher.hash_one((f.hash, f.reverse)) % 16_384) as u16
                 });
-                let built = PacketBuilder::ipv4(GWLB_INNER_SRC.octets(), GWLB_INNER_DST.octets(), 64)
-                    .udp(inner_sport, 4789)
-                    .write(out, &self.scratch);
+                let built =
+                    PacketBuilder::ipv4(GWLB_INNER_SRC.octets(), GWLB_INNER_DST.octets(), 64)
+                        .udp(inner_sport, 4789)
+                        .write(out, &self.scratch);
                 if built.is_err() {
                     out.truncate(start);
                     return Err(SkipReason::TooLarge);

@@ -29,7 +29,8 @@ fn vxlan_carries_the_frame_with_the_vni() {
     let f = tcp_ether([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80);
     let mut enc = FrameEncoder::new(Encapsulation::Vxlan, 0x12_3456, 64);
     let mut out = Vec::with_capacity(4096);
-    enc.encode(&frame(LinkType::Ethernet, &f), &mut out).unwrap();
+    enc.encode(&frame(LinkType::Ethernet, &f), &mut out)
+        .unwrap();
     assert_eq!(&out[..8], &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
     let (vx, rest) = parse_vxlan(&out).unwrap();
     assert_eq!(vx.vni, 0x12_3456);
@@ -61,10 +62,16 @@ fn unconvertible_link_types_are_skipped_and_leave_the_buffer() {
         (LinkType::Unknown(147), &[1u8, 2, 3][..]),
         (LinkType::RawIp, &[0x50, 0, 0][..]),
         // Cooked capture of an 802.2 frame: protocol 0x0004 is no EtherType.
-        (LinkType::LinuxSll, &[0u8, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2][..]),
+        (
+            LinkType::LinuxSll,
+            &[0u8, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2][..],
+        ),
     ];
     for (link, data) in bad {
-        assert_eq!(enc.encode(&frame(link, data), &mut out), Err(SkipReason::LinkType));
+        assert_eq!(
+            enc.encode(&frame(link, data), &mut out),
+            Err(SkipReason::LinkType)
+        );
     }
     assert_eq!(out, vec![9u8; 3]);
 }
@@ -76,9 +83,15 @@ fn the_two_directions_use_different_sockets_one_direction_always_the_same() {
         let a = tcp_ether([10, 0, 0, 1], sport, [10, 0, 0, 2], 443);
         let b = tcp_ether([10, 0, 0, 2], 443, [10, 0, 0, 1], sport);
         let mut out = Vec::with_capacity(4096);
-        let fa = enc.encode(&frame(LinkType::Ethernet, &a), &mut out).unwrap();
-        let fa2 = enc.encode(&frame(LinkType::Ethernet, &a), &mut out).unwrap();
-        let fb = enc.encode(&frame(LinkType::Ethernet, &b), &mut out).unwrap();
+        let fa = enc
+            .encode(&frame(LinkType::Ethernet, &a), &mut out)
+            .unwrap();
+        let fa2 = enc
+            .encode(&frame(LinkType::Ethernet, &a), &mut out)
+            .unwrap();
+        let fb = enc
+            .encode(&frame(LinkType::Ethernet, &b), &mut out)
+            .unwrap();
         assert_eq!(fa, fa2);
         assert_ne!(fa, fb, "port {sport}");
         assert!(fa < 64 && fb < 64);
@@ -166,7 +179,8 @@ fn none_sends_the_udp_payload_of_tunnel_frames_only() {
     let tcp = tcp_ether([10, 0, 0, 1], 1, [10, 0, 0, 2], 4789);
     let mut enc = FrameEncoder::new(Encapsulation::None, 0, 8);
     let mut out = Vec::with_capacity(4096);
-    enc.encode(&frame(LinkType::Ethernet, &tunnel), &mut out).unwrap();
+    enc.encode(&frame(LinkType::Ethernet, &tunnel), &mut out)
+        .unwrap();
     assert_eq!(out, payload);
     let mut out = Vec::new();
     assert_eq!(
@@ -191,7 +205,10 @@ fn oversized_frames_are_skipped() {
     );
     let mut enc = FrameEncoder::new(Encapsulation::Gwlb, 0, 8);
     assert_eq!(
-        enc.encode(&frame(LinkType::Ethernet, &big[..MAX_DATAGRAM_BYTES - 60]), &mut out),
+        enc.encode(
+            &frame(LinkType::Ethernet, &big[..MAX_DATAGRAM_BYTES - 60]),
+            &mut out
+        ),
         Err(SkipReason::TooLarge)
     );
     assert!(out.is_empty());

@@ -119,7 +119,12 @@ pub fn resolve_destination(to: &str, allow_remote: bool) -> anyhow::Result<Socke
         .to_socket_addrs()
         .with_context(|| format!("--to {to}: expected HOST:PORT that resolves"))?
         .collect();
-    let Some(dst) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied() else {
+    let Some(dst) = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+    else {
         bail!("--to {to}: resolves to no address");
     };
     if dst.port() == 0 {
@@ -217,10 +222,11 @@ struct Replayer {
 impl Replayer {
     fn frame(&mut self, frame: &RawFrame<'_>) {
         self.frames += 1;
-        if !self.pacer.unpaced() {
-            if let Some(due) = self.pacer.next_due(frame.ts_us, self.start.elapsed()) {
-                self.wait_until(due);
-            }
+        // Under --max, skip the clock read.
+        if !self.pacer.unpaced()
+            && let Some(due) = self.pacer.next_due(frame.ts_us, self.start.elapsed())
+        {
+            self.wait_until(due);
         }
         if !self.batch.has_room(frame.data.len() + MAX_OVERHEAD_BYTES) {
             self.flush();

@@ -138,7 +138,10 @@ mod tests {
             Some(Duration::from_millis(750))
         );
         // Going backwards counts as no gap.
-        assert_eq!(p.next_due(t0, Duration::ZERO), Some(Duration::from_millis(750)));
+        assert_eq!(
+            p.next_due(t0, Duration::ZERO),
+            Some(Duration::from_millis(750))
+        );
     }
 
     #[test]

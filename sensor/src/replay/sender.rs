@@ -212,8 +212,7 @@ impl Batch {
     /// True when a datagram of up to `bytes` bytes fits without sending
     /// first.
     pub fn has_room(&self, bytes: usize) -> bool {
-        self.entries.len() < self.max_entries
-            && self.buffer.len() + bytes <= self.buffer.capacity()
+        self.entries.len() < self.max_entries && self.buffer.len() + bytes <= self.buffer.capacity()
     }
 
     /// True when nothing is waiting.
@@ -345,7 +344,10 @@ mod tests {
         }
         batch.flush(&pool, &mut stats);
         assert!(batch.is_empty());
-        assert_eq!((stats.packets, stats.bytes, stats.errors.total()), (6, 60, 0));
+        assert_eq!(
+            (stats.packets, stats.bytes, stats.errors.total()),
+            (6, 60, 0)
+        );
         let mut buf = [0u8; 64];
         for i in 0..6u8 {
             let (n, from) = rx.recv_from(&mut buf).unwrap();
@@ -377,6 +379,9 @@ mod tests {
         assert_eq!(stats.packets + stats.errors.total(), 40);
         assert!(stats.errors.total() > 0);
         let reasons: Vec<_> = stats.errors.by_reason().collect();
-        assert!(reasons.iter().any(|(r, _)| r == "connection_refused"), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|(r, _)| r == "connection_refused"),
+            "{reasons:?}"
+        );
     }
 }
