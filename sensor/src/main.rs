@@ -83,7 +83,14 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }),
-        Command::Replay(args) => sensor::replay::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Replay(args) => match sensor::replay::run(&args) {
+            // The replay ran and printed its summary; some sends failed.
+            Err(e) if e.is::<sensor::replay::SendErrorsReported>() => {
+                eprintln!("sensor: {e}");
+                Ok(ExitCode::from(1))
+            }
+            other => other.map(|()| ExitCode::SUCCESS),
+        },
     };
     match result {
         Ok(code) => code,
