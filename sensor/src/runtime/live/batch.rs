@@ -208,3 +208,86 @@ pub fn recycle(mut b: Batch, pool: &Sender<Batch>) {
     b.clear();
     let _ = pool.try_send(b);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DecapConfig;
+    use crate::decap::{Decoded, Decoder};
+    use crate::metrics::Counters;
+    use crossbeam_channel::bounded;
+
+    fn vxlan_udp(src_port: u16) -> Vec<u8> {
+        let mut out = vec![0x08, 0, 0, 0, 0, 0, 7, 0];
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(src_port, 53)
+            .write(&mut out, b"q")
+            .unwrap();
+        out
+    }
+
+    fn outer() -> OuterAddrs {
+        OuterAddrs {
+            src: [127, 0, 0, 1].into(),
+            dst: [127, 0, 0, 1].into(),
+        }
+    }
+
+    /// Pushes one packet `times` times.
+    fn push(steer: &mut Steer, payload: &[u8], times: usize) {
+        let decoder = Decoder::new(DecapConfig::default());
+        let mut ctx = TunnelContext::new();
+        let mut c = Counters::default();
+        let Decoded::Packet(p) =
+            decoder.decode_tunnel_payload(UdpTunnel::Vxlan, outer(), payload, &mut ctx, &mut c)
+        else {
+            panic!("not a packet");
+        };
+        for _ in 0..times {
+            steer.push(&p, Origin::Frame, UdpTunnel::Vxlan, outer(), payload, 1);
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_whole_batches_and_counts_their_packets() {
+        let (tx, rx) = bounded(1);
+        let (_pool_tx, pool_rx) = bounded(4);
+        let mut steer = Steer::new(vec![tx], pool_rx);
+        let payload = vxlan_udp(1000);
+        push(&mut steer, &payload, BATCH_PACKETS * 3 + 5);
+        // The first full batch is queued, the next two find the queue full.
+        assert_eq!(steer.take_dropped(), 2 * BATCH_PACKETS as u64);
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.items.len(), BATCH_PACKETS);
+        assert_eq!(b.item_bytes(&b.items[7]), &payload[..]);
+        // The remainder goes out on a flush once there is room again.
+        steer.flush(true);
+        assert_eq!(rx.try_recv().unwrap().items.len(), 5);
+        assert_eq!(steer.take_dropped(), 0);
+    }
+
+    #[test]
+    fn both_directions_go_to_one_worker_and_aged_batches_are_flushed() {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..4).map(|_| bounded(8)).unzip();
+        let (_pool_tx, pool_rx) = bounded(4);
+        let mut steer = Steer::new(senders, pool_rx);
+        let there = vxlan_udp(1234);
+        let mut back = vec![0x08, 0, 0, 0, 0, 0, 7, 0];
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .udp(53, 1234)
+            .write(&mut back, b"a")
+            .unwrap();
+        push(&mut steer, &there, 1);
+        push(&mut steer, &back, 1);
+        std::thread::sleep(BATCH_MAX_AGE * 2);
+        steer.flush(false);
+        let sizes: Vec<usize> = receivers
+            .iter()
+            .map(|r| r.try_recv().map_or(0, |b| b.items.len()))
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 2);
+        assert!(sizes.contains(&2), "{sizes:?}");
+    }
+}
