@@ -244,7 +244,9 @@ pub struct LiveConfig {
     /// Requested SO_RCVBUF per socket; the kernel may grant less (logged
     /// with the sysctl to raise).
     pub rcvbuf_bytes: usize,
-    /// Batches queued per worker before receivers drop (and count).
+    /// Batches queued per worker before receivers drop (and count). A batch
+    /// holds at most 256 packets or 1 MiB, so this bounds each queue's
+    /// memory at this many MiB.
     pub worker_queue_batches: usize,
     /// On SIGTERM/SIGINT: keep receiving this long with readiness failing
     /// (the load balancer's deregistration delay), then flush and exit.
@@ -263,7 +265,7 @@ impl Default for LiveConfig {
             batch_datagrams: 64,
             buffer_bytes: 9216,
             rcvbuf_bytes: 32 << 20,
-            worker_queue_batches: 1024,
+            worker_queue_batches: 128,
             drain: Duration::from_secs(10),
         }
     }

@@ -149,7 +149,7 @@ fn run_threaded(
     sink: &mut (dyn RecordSink + Send),
 ) -> Result<(Counters, Vec<String>), RunError> {
     let mut fe = Frontend::new(cfg);
-    let steer = FixedState::with_seed(0x0073_7465_6572);
+    let steer = FixedState::with_seed(super::live::STEERING_SEED);
     let (rec_tx, rec_rx) = bounded::<EpochRecords>(n * 4);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (QUEUE_BATCHES + 2));
     let mut senders: Vec<Sender<Batch>> = Vec::with_capacity(n);
