@@ -153,5 +153,9 @@ mod unit {
         );
         assert_eq!(number_by("packets=12 errors=0", "packets"), Some(12));
         assert_eq!(number_by("no number here", "packets"), None);
+        assert_eq!(
+            number_by("packets_sent: 117200", "packets_sent"),
+            Some(117_200)
+        );
     }
 }
