@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use sensor::config::PipelineConfig;
+use sensor::config::SensorConfig;
 use sensor::metrics::Counters;
 use sensor::record::{DiscardSink, JsonLinesSink, RecordSink};
 use sensor::runtime::offline::{RunSummary, run_files};
@@ -41,6 +41,11 @@ struct PcapArgs {
     /// Capture files, processed in order as one stream.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// TOML configuration file whose pipeline sections ([decap], [defrag],
+    /// [flows], [community_id]) apply, as for `sensor run`; SENSOR_*
+    /// environment variables and the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Write records as JSON lines to PATH, or `-` for stdout.
     #[arg(long, value_name = "PATH|-")]
     json: Option<String>,
@@ -50,9 +55,9 @@ struct PcapArgs {
     /// Worker threads (1 = everything on the calling thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
-    /// Community ID seed.
-    #[arg(long, default_value_t = 0)]
-    community_id_seed: u16,
+    /// Community ID seed [default: 0].
+    #[arg(long)]
+    community_id_seed: Option<u16>,
     /// Render Community ID as hexadecimal instead of base64.
     #[arg(long)]
     community_id_hex: bool,
@@ -78,7 +83,14 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }),
-        Command::Replay(args) => sensor::replay::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Replay(args) => match sensor::replay::run(&args) {
+            // The replay ran and printed its summary; some sends failed.
+            Err(e) if e.is::<sensor::replay::SendErrorsReported>() => {
+                eprintln!("sensor: {e}");
+                Ok(ExitCode::from(1))
+            }
+            other => other.map(|()| ExitCode::SUCCESS),
+        },
     };
     match result {
         Ok(code) => code,
@@ -90,9 +102,16 @@ fn main() -> ExitCode {
 }
 
 fn pcap(args: PcapArgs) -> Result<ExitCode> {
-    let mut cfg = PipelineConfig::default();
-    cfg.community_id.seed = args.community_id_seed;
-    cfg.community_id.base64 = !args.community_id_hex;
+    let env = sensor::config::load::process_env()?;
+    let no_flags = sensor::config::RunArgs::default();
+    let mut full = SensorConfig::from_sources(args.config.as_deref(), &env, &no_flags)?;
+    let cfg = &mut full.pipeline;
+    if let Some(seed) = args.community_id_seed {
+        cfg.community_id.seed = seed;
+    }
+    if args.community_id_hex {
+        cfg.community_id.base64 = false;
+    }
     if !args.vxlan_ports.is_empty() {
         cfg.decap.vxlan_ports = args.vxlan_ports;
     }
@@ -105,21 +124,23 @@ fn pcap(args: PcapArgs) -> Result<ExitCode> {
         }
         cfg.flows.max_flows = n;
     }
+    full.validate()?;
+    let cfg = &full.pipeline;
     let workers = usize::from(args.workers);
     let summary = match args.json.as_deref() {
         Some("-") => run_files(
             &args.files,
-            &cfg,
+            cfg,
             workers,
             &mut JsonLinesSink::new(std::io::stdout()),
         )?,
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating {path}"))?;
-            run_files(&args.files, &cfg, workers, &mut JsonLinesSink::new(f))?
+            run_files(&args.files, cfg, workers, &mut JsonLinesSink::new(f))?
         }
         None => run_files(
             &args.files,
-            &cfg,
+            cfg,
             workers,
             &mut DiscardSink as &mut (dyn RecordSink + Send),
         )?,

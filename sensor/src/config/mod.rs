@@ -1,14 +1,35 @@
-//! Configuration of the pipeline: every cap, timeout and port, with
-//! defaults that work with no file at all.
+//! Configuration of the sensor: every cap, timeout, port and address, with
+//! defaults that run with no file at all.
 //!
-//! Owns: the typed settings and their defaults. Input: command-line flags
-//! (and, for the live appliance, a TOML file). Output: values each stage is
-//! built from. Does not: read anything at packet time.
+//! Owns: the typed settings, their defaults, their TOML form and their
+//! validation. Inputs: an optional TOML file, `SENSOR_<SECTION>_<KEY>`
+//! environment variables and command-line flags, in rising order of
+//! precedence ([`load`]). Output: a validated [`SensorConfig`] each stage is
+//! built from, and its TOML rendering (`sensor check-config`). Does not: read
+//! anything at packet time, bind sockets or open files.
+//!
+//! The file has one table per section — `[decap]`, `[defrag]`, `[flows]`,
+//! `[community_id]`, `[live]`, `[health]`, `[output]` — whose keys are the
+//! field names below; durations are strings such as `"10s"` or `"500ms"`,
+//! addresses strings such as `"0.0.0.0:4789"` or `"[::]:4789"`.
+//! `deploy/sensor.toml` lists every key with its default.
 
+mod args;
+mod forms;
+pub mod load;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use args::{CheckConfigArgs, RunArgs};
+pub use load::{ConfigError, check_config};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+pub use validate::Invalid;
 
 /// Everything the offline and live pipelines are built from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PipelineConfig {
     /// Decapsulation.
     pub decap: DecapConfig,
@@ -21,7 +42,8 @@ pub struct PipelineConfig {
 }
 
 /// Decapsulation settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DecapConfig {
     /// UDP destination ports that carry VXLAN (AWS: 4789; Linux default 8472).
     pub vxlan_ports: Vec<u16>,
@@ -46,9 +68,11 @@ impl Default for DecapConfig {
 }
 
 /// Fragment reassembly caps (per worker).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DefragConfig {
     /// An incomplete datagram is forgotten after this much packet time.
+    #[serde(with = "forms::duration")]
     pub timeout: Duration,
     /// Datagrams in progress at once.
     pub max_datagrams: usize,
@@ -73,30 +97,39 @@ impl Default for DefragConfig {
 }
 
 /// Flow tracking settings (per worker).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FlowConfig {
     /// Most flows tracked at once per worker; new flows beyond it are
     /// counted as `flow_table_full` and not tracked.
     pub max_flows: usize,
     /// A TCP flow with no packet for this long ends (Zeek: 5 min).
+    #[serde(with = "forms::duration")]
     pub tcp_timeout: Duration,
     /// A TCP flow closed by FIN both ways or RST ends this long after its
     /// last packet (Zeek's `tcp_close_delay`/`tcp_reset_delay`: 5 s).
+    #[serde(with = "forms::duration")]
     pub tcp_closed_timeout: Duration,
     /// A TCP connection attempt (SYN or SYN-ACK) with no answer from the other
     /// side ends this long after it started (Zeek's `tcp_attempt_delay`: 5 s);
     /// later packets start a new flow.
+    #[serde(with = "forms::duration")]
     pub tcp_attempt_timeout: Duration,
     /// A UDP flow with no packet for this long ends (Zeek: 1 min).
+    #[serde(with = "forms::duration")]
     pub udp_timeout: Duration,
     /// An ICMP flow with no packet for this long ends (Zeek: 1 min).
+    #[serde(with = "forms::duration")]
     pub icmp_timeout: Duration,
     /// Any other protocol (Zeek: 1 min).
+    #[serde(with = "forms::duration")]
     pub other_timeout: Duration,
     /// How often, in packet time, flows are checked for their timeout.
+    #[serde(with = "forms::duration")]
     pub sweep_interval: Duration,
     /// Window within which a packet delivered by a second mirror session is
     /// recognised as a copy of one already seen.
+    #[serde(with = "forms::duration")]
     pub duplicate_window: Duration,
     /// TCP ports servers usually listen on. When a flow's first packet is
     /// not a SYN and comes from such a port (and, for the originator-side
@@ -144,7 +177,8 @@ impl Default for FlowConfig {
 }
 
 /// Community ID v1 settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CommunityIdConfig {
     /// The 16-bit seed.
     pub seed: u16,
@@ -163,7 +197,8 @@ impl Default for CommunityIdConfig {
 
 /// Everything `sensor run` is built from: the pipeline plus the live
 /// appliance's sockets, health endpoints and output.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "load::ConfigFile", into = "load::ConfigFile")]
 pub struct SensorConfig {
     /// The packet pipeline (shared with `sensor pcap`).
     pub pipeline: PipelineConfig,
@@ -176,11 +211,14 @@ pub struct SensorConfig {
 }
 
 /// Receive sockets and threads of the live appliance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
     /// Where VXLAN arrives (NLB listener): UDP, IPv4 or IPv6.
+    #[serde(with = "forms::address_list")]
     pub listen_vxlan: Vec<std::net::SocketAddr>,
     /// Where GENEVE arrives (GWLB): UDP, IPv4 or IPv6.
+    #[serde(with = "forms::address_list")]
     pub listen_geneve: Vec<std::net::SocketAddr>,
     /// Receive threads (and SO_REUSEPORT sockets) per listen address.
     pub rx_threads: usize,
@@ -197,6 +235,7 @@ pub struct LiveConfig {
     pub worker_queue_batches: usize,
     /// On SIGTERM/SIGINT: keep receiving this long with readiness failing
     /// (the load balancer's deregistration delay), then flush and exit.
+    #[serde(with = "forms::duration")]
     pub drain: Duration,
 }
 
@@ -218,18 +257,22 @@ impl Default for LiveConfig {
 }
 
 /// Health, readiness and metrics.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// HTTP address of `/healthz`, `/readyz` and `/metrics`.
+    #[serde(with = "forms::address")]
     pub listen: std::net::SocketAddr,
     /// TCP addresses that accept (and close) connections for load-balancer
     /// TCP health checks: the NLB's default checks the traffic port (4789),
     /// a GWLB's the port configured on its target group.
+    #[serde(with = "forms::address_list")]
     pub tcp_listen: Vec<std::net::SocketAddr>,
     /// `/readyz` fails when more than this share of received datagrams was
     /// dropped over the last interval.
     pub max_drop_ratio: f64,
     /// `/readyz` fails when a thread has not made progress for this long.
+    #[serde(with = "forms::duration")]
     pub stall_after: Duration,
 }
 
@@ -248,7 +291,8 @@ impl Default for HealthConfig {
 }
 
 /// Where records go until the Nucleus exporter exists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// `-` for stdout, or a file path.
     pub json: String,
@@ -269,35 +313,4 @@ impl Default for OutputConfig {
             queue_records: 1 << 16,
         }
     }
-}
-
-/// Command-line arguments of `sensor run` (flags override the environment,
-/// which overrides the file).
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// TOML configuration file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
-}
-
-/// Command-line arguments of `sensor check-config`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CheckConfigArgs {
-    /// TOML configuration file.
-    pub file: std::path::PathBuf,
-}
-
-impl SensorConfig {
-    /// The effective configuration of `sensor run`: defaults, then the file,
-    /// then `SENSOR_*` environment variables, then flags.
-    pub fn from_run_args(args: &RunArgs) -> anyhow::Result<Self> {
-        let _ = args;
-        anyhow::bail!("configuration loading is not built yet")
-    }
-}
-
-/// Validates a configuration file and renders the effective configuration.
-pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<String> {
-    let _ = args;
-    anyhow::bail!("configuration loading is not built yet")
 }
