@@ -40,13 +40,13 @@ impl ReplayRun {
         );
     }
 
-    /// The packets the summary says were sent (the number next to the word
-    /// `packets` on the last line that has one), if it says.
+    /// The packets the summary says were sent (the number next to
+    /// `packets_sent`, else `packets`, on the last line that has one), if it says.
     pub fn sent_packets(&self) -> Option<u64> {
         let text = format!("{}\n{}", self.stderr, self.stdout);
-        text.lines()
-            .rev()
-            .find_map(|line| number_by(line, "packets"))
+        ["packets_sent", "packets"]
+            .iter()
+            .find_map(|word| text.lines().rev().find_map(|line| number_by(line, word)))
     }
 }
 
