@@ -76,6 +76,9 @@ reasons! {
         TimeWentBackwards => "time_went_backwards",
         /// Capture file records that could not be read.
         CaptureRecordMalformed => "capture_record_malformed",
+        /// Datagram longer than `live.buffer_bytes` (MSG_TRUNC): decoded as
+        /// far as it goes, its inner packet counted as truncated.
+        DatagramTruncated => "datagram_truncated",
     }
 }
 

@@ -6,7 +6,9 @@
 //! exporter plugs in here later). Does not: build records.
 
 use nucleus_proto::Record;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 /// Somewhere finished records go.
 pub trait RecordSink {
@@ -49,6 +51,92 @@ impl<W: Write> RecordSink for JsonLinesSink<W> {
     }
 }
 
+/// JSON lines appended to a file that is rotated by size: when writing a
+/// record would take the file past `rotate_bytes`, `PATH.N-1` becomes
+/// `PATH.N` (the oldest, `PATH.keep_files`, is overwritten), ..., `PATH`
+/// becomes `PATH.1`, and a new `PATH` is started. A file is never left
+/// empty by a rotation (one record larger than the limit gets a file of its
+/// own). An existing `PATH` is appended to, so a restart loses nothing.
+pub struct RotatingFileSink {
+    path: PathBuf,
+    rotate_bytes: u64,
+    keep_files: usize,
+    out: io::BufWriter<File>,
+    written: u64,
+    line: Vec<u8>,
+}
+
+impl RotatingFileSink {
+    /// Opens (or creates) `path` for appending. `rotate_bytes == 0` never
+    /// rotates; `keep_files == 0` keeps no rotated file.
+    pub fn open(
+        path: impl Into<PathBuf>,
+        rotate_bytes: u64,
+        keep_files: usize,
+    ) -> io::Result<Self> {
+        let path = path.into();
+        let file = open_append(&path)?;
+        let written = file.metadata()?.len();
+        Ok(Self {
+            path,
+            rotate_bytes,
+            keep_files,
+            out: io::BufWriter::with_capacity(1 << 16, file),
+            written,
+            line: Vec::with_capacity(1024),
+        })
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if self.keep_files == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            for n in (1..self.keep_files).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, self.rotated(1))?;
+        }
+        self.out = io::BufWriter::with_capacity(1 << 16, open_append(&self.path)?);
+        self.written = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl RecordSink for RotatingFileSink {
+    fn write_batch(&mut self, records: &[Record]) -> io::Result<()> {
+        for r in records {
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, r).map_err(io::Error::other)?;
+            self.line.push(b'\n');
+            let len = self.line.len() as u64;
+            if self.rotate_bytes > 0 && self.written > 0 && self.written + len > self.rotate_bytes {
+                self.rotate()?;
+            }
+            self.out.write_all(&self.line)?;
+            self.written += len;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Discards records (they are still counted by the pipeline): for
 /// benchmarks and `--stats` runs without output.
 #[derive(Debug, Default)]
@@ -61,5 +149,130 @@ impl RecordSink for DiscardSink {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nucleus_proto::{FlowRecord, Proto, TimestampMicros};
+
+    fn record(port: u16) -> Record {
+        Record::Flow(FlowRecord {
+            ts: TimestampMicros(0),
+            end_ts: TimestampMicros(0),
+            uid: "C0".into(),
+            community_id: String::new(),
+            proto: Proto(17),
+            src_ip: [10, 0, 0, 1].into(),
+            src_port: port,
+            dst_ip: [10, 0, 0, 2].into(),
+            dst_port: 53,
+            orig_pkts: 1,
+            orig_bytes: 0,
+            orig_ip_bytes: 0,
+            resp_pkts: 0,
+            resp_bytes: 0,
+            resp_ip_bytes: 0,
+            orig_tcp_flags: None,
+            resp_tcp_flags: None,
+            conn_state: "S0".into(),
+            history: "D".into(),
+            missed_bytes: 0,
+            truncated_bytes: 0,
+            duration: 0.0,
+            service: None,
+            tunnel: Vec::new(),
+            vantages: 1,
+            duplicate_pkts: 0,
+        })
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rotation_keeps_every_record_in_order_within_the_size_limit() {
+        let dir = tempdir();
+        let path = dir.join("records.json");
+        let one_line = serde_json::to_vec(&record(1)).unwrap().len() as u64 + 1;
+        // Three records per file.
+        let mut sink = RotatingFileSink::open(&path, one_line * 3, 2).unwrap();
+        let recs: Vec<Record> = (1..=8).map(record).collect();
+        sink.write_batch(&recs[..5]).unwrap();
+        sink.write_batch(&recs[5..]).unwrap();
+        sink.flush().unwrap();
+        let ports = |p: &Path| -> Vec<u64> {
+            lines(p)
+                .iter()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["src_port"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        };
+        // Files hold 1-3, 4-6, 7-8; the newest is PATH.
+        assert_eq!(ports(&path), vec![7, 8]);
+        assert_eq!(ports(&dir.join("records.json.1")), vec![4, 5, 6]);
+        assert_eq!(ports(&dir.join("records.json.2")), vec![1, 2, 3]);
+        assert!(!dir.join("records.json.3").exists());
+        // One more rotation drops the oldest file.
+        sink.write_batch(&[record(9), record(10)]).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(ports(&path), vec![10]);
+        assert_eq!(ports(&dir.join("records.json.1")), vec![7, 8, 9]);
+        assert_eq!(ports(&dir.join("records.json.2")), vec![4, 5, 6]);
+        assert!(!dir.join("records.json.3").exists());
+        for p in [
+            path.clone(),
+            dir.join("records.json.1"),
+            dir.join("records.json.2"),
+        ] {
+            assert!(std::fs::metadata(&p).unwrap().len() <= one_line * 3);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reopening_appends_and_zero_never_rotates() {
+        let dir = tempdir();
+        let path = dir.join("r.json");
+        let mut a = RotatingFileSink::open(&path, 0, 3).unwrap();
+        a.write_batch(&[record(1), record(2)]).unwrap();
+        a.flush().unwrap();
+        drop(a);
+        let mut b = RotatingFileSink::open(&path, 0, 3).unwrap();
+        b.write_batch(&[record(3)]).unwrap();
+        b.flush().unwrap();
+        assert_eq!(lines(&path).len(), 3);
+        assert!(!dir.join("r.json.1").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keep_zero_discards_the_full_file() {
+        let dir = tempdir();
+        let path = dir.join("r.json");
+        let mut s = RotatingFileSink::open(&path, 1, 0).unwrap();
+        s.write_batch(&[record(1), record(2)]).unwrap();
+        s.flush().unwrap();
+        assert_eq!(lines(&path).len(), 1);
+        assert!(!dir.join("r.json.1").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempdir() -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "sensor-record-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }

@@ -9,6 +9,7 @@
 //! it is cut, counted.
 
 pub mod file;
+pub mod socket;
 
 pub use file::{CaptureError, read_capture};
 

@@ -1,0 +1,478 @@
+//! Live capture: UDP tunnel sockets and batched receives.
+//!
+//! Owns: socket setup (SO_REUSEPORT, IPV6_V6ONLY, SO_RCVBUF and its
+//! read-back, kernel receive timestamps, the kernel drop counter, the
+//! destination address of each datagram, a receive timeout) and `recvmmsg`
+//! into buffers allocated once. Input: an address to bind. Output:
+//! [`Datagram`]s, each a view of one receive buffer with its peer, local
+//! address, kernel time, real length and the socket's cumulative drop count.
+//! Does not: decode the payload, or decide what a drop means (the receiver
+//! counts).
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+/// How long a blocking receive waits before returning empty, so receive
+/// threads notice shutdown.
+pub const RECEIVE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Control bytes per message: a timespec (32 with header), the u32 drop
+/// counter (24) and an `in6_pktinfo` (40), rounded up.
+const CONTROL_BYTES: usize = 128;
+
+/// A bound UDP socket receiving one tunnel protocol.
+#[derive(Debug)]
+pub struct TunnelSocket {
+    socket: Socket,
+    local: SocketAddr,
+    granted_rcvbuf_bytes: usize,
+}
+
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` lives across the call and its size is passed; the fd is
+    // owned by `socket` and open.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl TunnelSocket {
+    /// Binds a UDP socket to `addr` with SO_REUSEPORT (so several receive
+    /// threads can bind the same address), IPV6_V6ONLY on IPv6, the requested
+    /// receive buffer, kernel timestamps, the kernel drop counter, the
+    /// datagrams' destination address, and [`RECEIVE_TIMEOUT`].
+    pub fn bind(addr: SocketAddr, rcvbuf_bytes: usize) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_port(true)?;
+        socket.set_recv_buffer_size(rcvbuf_bytes)?;
+        if socket.recv_buffer_size()? < rcvbuf_bytes {
+            // Privileged processes may exceed net.core.rmem_max; others get EPERM
+            // and keep what SO_RCVBUF gave.
+            let want = libc::c_int::try_from(rcvbuf_bytes).unwrap_or(libc::c_int::MAX);
+            let _ = set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want);
+        }
+        socket.set_read_timeout(Some(RECEIVE_TIMEOUT))?;
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)?;
+        if addr.is_ipv6() {
+            set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+        } else {
+            set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        }
+        socket.bind(&addr.into())?;
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
+        let granted_rcvbuf_bytes = socket.recv_buffer_size()?;
+        Ok(Self {
+            socket,
+            local,
+            granted_rcvbuf_bytes,
+        })
+    }
+
+    /// The address actually bound (the port chosen when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// SO_RCVBUF as read back after setting it (Linux reports twice the
+    /// value it accepted, capped by `net.core.rmem_max`).
+    pub fn granted_rcvbuf_bytes(&self) -> usize {
+        self.granted_rcvbuf_bytes
+    }
+
+    /// Receives up to `batch.capacity()` datagrams: waits for the first (at
+    /// most [`RECEIVE_TIMEOUT`]), then takes what is already queued. Returns
+    /// how many were received; 0 on timeout or interruption.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recv(batch, libc::MSG_WAITFORONE)
+    }
+
+    /// Like [`recv_batch`](Self::recv_batch) but never waits: 0 when
+    /// nothing is queued.
+    pub fn recv_batch_nowait(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recv(batch, libc::MSG_DONTWAIT)
+    }
+
+    fn recv(&self, batch: &mut RecvBatch, wait_flag: libc::c_int) -> io::Result<usize> {
+        batch.prepare();
+        let vlen = libc::c_uint::try_from(batch.headers.len()).unwrap_or(libc::c_uint::MAX);
+        // MSG_TRUNC makes msg_len the datagram's real length even when it did
+        // not fit the buffer.
+        let flags = wait_flag | libc::MSG_TRUNC;
+        // SAFETY: `prepare` pointed every header at buffers, iovecs, address
+        // and control storage owned by `batch`, which outlives the call and is
+        // not touched meanwhile; `vlen` is the number of headers.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.socket.as_raw_fd(),
+                batch.headers.as_mut_ptr(),
+                vlen,
+                flags as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => {
+                    batch.received = 0;
+                    Ok(0)
+                }
+                _ => Err(e),
+            };
+        }
+        batch.received = usize::try_from(n).unwrap_or(0);
+        Ok(batch.received)
+    }
+}
+
+/// One received datagram, borrowed from a [`RecvBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// The bytes that fit the buffer.
+    pub payload: &'a [u8],
+    /// The datagram's real length (above `payload.len()` when truncated).
+    pub len: usize,
+    /// The datagram did not fit the buffer (MSG_TRUNC).
+    pub truncated: bool,
+    /// Sender.
+    pub peer: Option<SocketAddr>,
+    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
+    pub local_ip: Option<IpAddr>,
+    /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
+    pub ts_us: Option<i64>,
+    /// Datagrams the kernel dropped on this socket so far (SO_RXQ_OVFL,
+    /// cumulative; present once the first drop happened).
+    pub kernel_drops: Option<u32>,
+}
+
+/// Receive buffers, iovecs, headers, addresses and control storage for one
+/// `recvmmsg` call, allocated once.
+pub struct RecvBatch {
+    buffer_bytes: usize,
+    data: Vec<u8>,
+    iovecs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
+    // u64 keeps control storage aligned for `cmsghdr`.
+    control: Vec<u64>,
+    headers: Vec<libc::mmsghdr>,
+    received: usize,
+}
+
+// SAFETY: the raw pointers inside the headers and iovecs only ever point
+// into the batch's own heap storage, which moves with it.
+unsafe impl Send for RecvBatch {}
+
+impl RecvBatch {
+    /// Storage for `datagrams` datagrams of at most `buffer_bytes` each.
+    pub fn new(datagrams: usize, buffer_bytes: usize) -> Self {
+        let datagrams = datagrams.max(1);
+        let buffer_bytes = buffer_bytes.max(1);
+        // SAFETY: these are plain C structs for which all-zero is a valid value.
+        let zero_iov: libc::iovec = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
+        Self {
+            buffer_bytes,
+            data: vec![0; datagrams * buffer_bytes],
+            iovecs: vec![zero_iov; datagrams],
+            names: vec![zero_name; datagrams],
+            control: vec![0; datagrams * CONTROL_BYTES / 8],
+            headers: vec![zero_hdr; datagrams],
+            received: 0,
+        }
+    }
+
+    /// Datagrams per call.
+    pub fn capacity(&self) -> usize {
+        self.headers.len()
+    }
+
+    fn prepare(&mut self) {
+        let data = self.data.as_mut_ptr();
+        let control = self.control.as_mut_ptr().cast::<u8>();
+        for i in 0..self.headers.len() {
+            // SAFETY: `i * buffer_bytes` and `i * CONTROL_BYTES` stay inside the
+            // allocations sized for `headers.len()` entries in `new`.
+            let (buf, ctl) = unsafe {
+                (
+                    data.add(i * self.buffer_bytes),
+                    control.add(i * CONTROL_BYTES),
+                )
+            };
+            self.iovecs[i] = libc::iovec {
+                iov_base: buf.cast(),
+                iov_len: self.buffer_bytes,
+            };
+            let h = &mut self.headers[i].msg_hdr;
+            h.msg_name = (&raw mut self.names[i]).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &raw mut self.iovecs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = ctl.cast();
+            h.msg_controllen = CONTROL_BYTES as _;
+            h.msg_flags = 0;
+            self.headers[i].msg_len = 0;
+        }
+    }
+
+    /// Datagrams received by the last call.
+    pub fn len(&self) -> usize {
+        self.received
+    }
+
+    /// True when the last call received nothing.
+    pub fn is_empty(&self) -> bool {
+        self.received == 0
+    }
+
+    /// The `i`-th datagram of the last call.
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        if i >= self.received {
+            return None;
+        }
+        let h = &self.headers[i];
+        let len = h.msg_len as usize;
+        let start = i * self.buffer_bytes;
+        let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
+        let mut d = Datagram {
+            payload,
+            len,
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
+            peer: sockaddr_to_std(&self.names[i], h.msg_hdr.msg_namelen),
+            local_ip: None,
+            ts_us: None,
+            kernel_drops: None,
+        };
+        read_control(&h.msg_hdr, &mut d);
+        Some(d)
+    }
+}
+
+fn sockaddr_to_std(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(s.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn read_control(h: &libc::msghdr, d: &mut Datagram<'_>) {
+    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; the
+    // CMSG_* helpers stay inside that range and every payload read below is
+    // length-checked and unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            let hdr = &*c;
+            let data = libc::CMSG_DATA(c);
+            let avail = (hdr.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+            match (hdr.cmsg_level, hdr.cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                    if avail >= size_of::<libc::timespec>() =>
+                {
+                    let t: libc::timespec = std::ptr::read_unaligned(data.cast());
+                    d.ts_us = Some(
+                        t.tv_sec
+                            .saturating_mul(1_000_000)
+                            .saturating_add(t.tv_nsec / 1_000),
+                    );
+                }
+                (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if avail >= size_of::<u32>() => {
+                    d.kernel_drops = Some(std::ptr::read_unaligned(data.cast::<u32>()));
+                }
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) if avail >= size_of::<libc::in_pktinfo>() => {
+                    let p: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
+                    d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr))));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                    if avail >= size_of::<libc::in6_pktinfo>() =>
+                {
+                    let p: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                    d.local_ip = Some(IpAddr::V6(Ipv6Addr::from(p.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn bind_loopback(rcvbuf: usize) -> (TunnelSocket, UdpSocket) {
+        let s = TunnelSocket::bind("127.0.0.1:0".parse().unwrap(), rcvbuf).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(s.local_addr()).unwrap();
+        (s, tx)
+    }
+
+    #[test]
+    fn one_call_receives_a_batch_with_peer_local_and_time() {
+        let (s, tx) = bind_loopback(1 << 20);
+        for i in 0..40u8 {
+            tx.send(&[i; 100]).unwrap();
+        }
+        let mut b = RecvBatch::new(64, 9216);
+        let mut got = Vec::new();
+        // Loopback delivers synchronously; a few calls at most.
+        for _ in 0..10 {
+            let n = s.recv_batch(&mut b).unwrap();
+            for i in 0..n {
+                got.push(b.get(i).unwrap().payload[0]);
+                let d = b.get(i).unwrap();
+                assert_eq!(d.len, 100);
+                assert!(!d.truncated);
+                assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+                assert_eq!(d.local_ip, Some(IpAddr::from([127, 0, 0, 1])));
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros() as i64;
+                let ts = d.ts_us.expect("kernel timestamp");
+                assert!((now_us - ts).abs() < 60_000_000, "ts {ts} now {now_us}");
+            }
+            if got.len() == 40 {
+                break;
+            }
+        }
+        assert_eq!(got, (0..40).collect::<Vec<u8>>());
+        assert!(b.get(40).is_none());
+    }
+
+    #[test]
+    fn first_call_takes_every_queued_datagram() {
+        let (s, tx) = bind_loopback(1 << 20);
+        for i in 0..48u8 {
+            tx.send(&[i; 10]).unwrap();
+        }
+        let mut b = RecvBatch::new(32, 9216);
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 32);
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 16);
+    }
+
+    #[test]
+    fn a_datagram_longer_than_the_buffer_is_flagged_with_its_real_length() {
+        let (s, tx) = bind_loopback(1 << 20);
+        tx.send(&[7u8; 1000]).unwrap();
+        let mut b = RecvBatch::new(4, 64);
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
+        let d = b.get(0).unwrap();
+        assert!(d.truncated);
+        assert_eq!(d.len, 1000);
+        assert_eq!(d.payload, &[7u8; 64][..]);
+    }
+
+    #[test]
+    fn kernel_drops_are_reported_cumulatively() {
+        let (s, tx) = bind_loopback(4096);
+        // Far more than a ~4.5 KiB buffer holds while nobody reads.
+        for _ in 0..200 {
+            tx.send(&[1u8; 1000]).unwrap();
+        }
+        let mut b = RecvBatch::new(64, 9216);
+        let mut received = 0;
+        loop {
+            let n = s.recv_batch(&mut b).unwrap();
+            if n == 0 {
+                break;
+            }
+            received += n;
+        }
+        assert!((1..200).contains(&received));
+        // The kernel stamps the count on datagrams queued after the drops.
+        tx.send(b"after").unwrap();
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
+        let d = b.get(0).unwrap();
+        assert_eq!(d.payload, b"after");
+        assert_eq!(d.kernel_drops, Some((200 - received) as u32));
+    }
+
+    #[test]
+    fn empty_queue_times_out_with_zero() {
+        let (s, _tx) = bind_loopback(1 << 20);
+        let mut b = RecvBatch::new(32, 9216);
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 0);
+        assert!(b.is_empty());
+        assert_eq!(s.recv_batch_nowait(&mut b).unwrap(), 0);
+    }
+
+    #[test]
+    fn rcvbuf_is_read_back_and_reuseport_shares_the_port() {
+        let a = TunnelSocket::bind("127.0.0.1:0".parse().unwrap(), 256 << 10).unwrap();
+        // Linux reports twice what it accepted; never less than a minimum.
+        assert!(a.granted_rcvbuf_bytes() >= 2048);
+        let b = TunnelSocket::bind(a.local_addr(), 256 << 10).unwrap();
+        assert_eq!(a.local_addr(), b.local_addr());
+        let small = TunnelSocket::bind("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+        assert!(small.granted_rcvbuf_bytes() < a.granted_rcvbuf_bytes());
+    }
+
+    #[test]
+    fn ipv6_socket_receives_with_its_local_address() {
+        let Ok(s) = TunnelSocket::bind("[::1]:0".parse().unwrap(), 1 << 20) else {
+            return; // no IPv6 loopback in this environment
+        };
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        tx.send_to(b"hello", s.local_addr()).unwrap();
+        let mut b = RecvBatch::new(32, 9216);
+        assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
+        let d = b.get(0).unwrap();
+        assert_eq!(d.payload, b"hello");
+        assert_eq!(d.local_ip, Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
+        assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+    }
+}

@@ -1,0 +1,76 @@
+//! The output thread: records from every worker → one [`RecordSink`].
+//!
+//! Owns: the sink (stdout, or a size-rotated file), flushing at least every
+//! [`FLUSH_EVERY`], and the `output_error` count (records a failed write
+//! lost; the first error is logged). Input: record chunks on a bounded
+//! channel. Output: JSON lines. Does not: order records across workers
+//! (each worker's sweep is sorted; live output has no global order).
+
+use super::publish::Publisher;
+use crate::config::OutputConfig;
+use crate::metrics::{Counters, Drop};
+use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink};
+use anyhow::Context;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use nucleus_proto::Record;
+use std::time::{Duration, Instant};
+
+/// Longest time a written record stays in a buffer.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long the thread waits for records before it publishes as idle.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Opens the configured sink: `-` for stdout, else a rotated file.
+pub fn open_sink(cfg: &OutputConfig) -> anyhow::Result<Box<dyn RecordSink + Send>> {
+    if cfg.json == "-" {
+        return Ok(Box::new(JsonLinesSink::new(std::io::stdout())));
+    }
+    let sink = RotatingFileSink::open(&cfg.json, cfg.rotate_bytes, cfg.keep_files)
+        .with_context(|| format!("opening the record file {}", cfg.json))?;
+    Ok(Box::new(sink))
+}
+
+/// Writes every record received until all workers are gone, then flushes.
+pub fn run(
+    records: &Receiver<Vec<Record>>,
+    mut sink: Box<dyn RecordSink + Send>,
+    mut publisher: Publisher,
+) {
+    let mut counters = Counters::default();
+    let mut error_logged = false;
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+    let mut report = |e: std::io::Error, counters: &mut Counters, lost: u64| {
+        counters.drop_n(Drop::OutputError, lost);
+        if !error_logged {
+            eprintln!("sensor: error: writing records: {e} (further errors are only counted)");
+            error_logged = true;
+        }
+    };
+    loop {
+        match records.recv_timeout(IDLE_WAIT) {
+            Ok(chunk) => {
+                let started = Instant::now();
+                if let Err(e) = sink.write_batch(&chunk) {
+                    report(e, &mut counters, chunk.len() as u64);
+                }
+                dirty = true;
+                publisher.batch(chunk.len(), started.elapsed());
+                publisher.maybe_publish(&counters, 0);
+            }
+            Err(RecvTimeoutError::Timeout) => publisher.publish(&counters, 0),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if dirty && last_flush.elapsed() >= FLUSH_EVERY {
+            if let Err(e) = sink.flush() {
+                report(e, &mut counters, 0);
+            }
+            dirty = false;
+            last_flush = Instant::now();
+        }
+    }
+    if let Err(e) = sink.flush() {
+        report(e, &mut counters, 0);
+    }
+    publisher.publish(&counters, 0);
+}

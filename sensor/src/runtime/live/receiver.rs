@@ -1,0 +1,160 @@
+//! A receive thread: one tunnel socket → decapsulation and reassembly →
+//! steering to workers.
+//!
+//! Owns: the socket's receive loop, packet time (kernel timestamp, else the
+//! wall clock), and the counts made here: packets and bytes received,
+//! decapsulation anomalies, fragments, `kernel_socket_overflow` (deltas of
+//! the socket's cumulative SO_RXQ_OVFL counter), `worker_queue_full`, and
+//! `datagram_truncated` (longer than the buffer: decoded as far as it goes,
+//! the flow stage counts the missing bytes). Input: a bound
+//! [`TunnelSocket`]. Output: batches to workers. Does not: track flows, or
+//! wait for a worker.
+
+use super::batch::Steer;
+use super::publish::Publisher;
+use crate::capture::socket::{RecvBatch, TunnelSocket};
+use crate::config::PipelineConfig;
+use crate::decap::UdpTunnel;
+use crate::decap::tunnel::OuterAddrs;
+use crate::metrics::{Anomaly, Drop};
+use crate::runtime::{Clock, Frontend};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Everything a receive thread runs with.
+pub struct Receiver {
+    /// The bound socket.
+    pub socket: TunnelSocket,
+    /// What the socket receives.
+    pub tunnel: UdpTunnel,
+    /// Hand-off to the workers.
+    pub steer: Steer,
+    /// Where the thread publishes its state.
+    pub publisher: Publisher,
+    /// Datagrams per `recvmmsg` call.
+    pub batch_datagrams: usize,
+    /// Bytes per receive buffer.
+    pub buffer_bytes: usize,
+}
+
+/// Most receive calls after `stop` (a sender that never pauses cannot keep
+/// a receiver alive).
+const MAX_DRAIN_CALLS: usize = 1024;
+
+/// Wall-clock time in microseconds since the epoch.
+pub fn wall_clock_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+impl Receiver {
+    /// Receives until `stop` is set, takes what is still queued on the
+    /// socket, then hands every pending batch to the workers (waiting for
+    /// room: nothing more arrives by then).
+    pub fn run(mut self, cfg: &PipelineConfig, stop: &AtomicBool) {
+        let mut fe = Frontend::new(cfg);
+        let mut clock = Clock::new(cfg.flows.sweep_interval);
+        let mut batch = RecvBatch::new(self.batch_datagrams, self.buffer_bytes);
+        let mut kernel_drops_seen = 0u32;
+        let mut error_logged = false;
+        let local = self.socket.local_addr();
+        let mut draining_calls = 0usize;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let received = if stopping {
+                draining_calls += 1;
+                self.socket.recv_batch_nowait(&mut batch)
+            } else {
+                self.socket.recv_batch(&mut batch)
+            };
+            let n = match received {
+                Ok(n) => n,
+                Err(e) => {
+                    if !error_logged {
+                        eprintln!("sensor: warning: receiving on {local}: {e}");
+                        error_logged = true;
+                    }
+                    if !stopping {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    0
+                }
+            };
+            if n == 0 {
+                if stopping {
+                    break;
+                }
+                self.steer.flush(true);
+                if let Some(now) = clock.advance(wall_clock_us()) {
+                    fe.tick(now);
+                }
+                self.publisher.publish(&fe.counters, 0);
+                continue;
+            }
+            self.process(&batch, n, &mut fe, &mut clock, &mut kernel_drops_seen);
+            if draining_calls > MAX_DRAIN_CALLS {
+                break;
+            }
+        }
+        self.steer.flush_blocking();
+        let dropped = self.steer.take_dropped();
+        fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
+        self.publisher.publish(&fe.counters, 0);
+    }
+
+    fn process(
+        &mut self,
+        batch: &RecvBatch,
+        n: usize,
+        fe: &mut Frontend,
+        clock: &mut Clock,
+        kernel_drops_seen: &mut u32,
+    ) {
+        let started = Instant::now();
+        let wall_us = wall_clock_us();
+        let tunnel = self.tunnel;
+        let local = self.socket.local_addr();
+        for i in 0..n {
+            let Some(d) = batch.get(i) else { continue };
+            if let Some(total) = d.kernel_drops {
+                let delta = total.wrapping_sub(*kernel_drops_seen);
+                *kernel_drops_seen = total;
+                fe.counters
+                    .drop_n(Drop::KernelSocketOverflow, u64::from(delta));
+            }
+            if d.truncated {
+                fe.counters.anomaly(Anomaly::DatagramTruncated);
+            }
+            let ts_us = d.ts_us.unwrap_or(wall_us);
+            if let Some(now) = clock.advance(ts_us) {
+                fe.tick(now);
+            }
+            let outer = OuterAddrs {
+                src: d
+                    .peer
+                    .map_or(unspecified(local.ip()), |p| p.ip().to_canonical()),
+                dst: d.local_ip.unwrap_or(local.ip()).to_canonical(),
+            };
+            let payload = d.payload;
+            let wire_len = u32::try_from(d.len).unwrap_or(u32::MAX);
+            let steer = &mut self.steer;
+            fe.ingest_datagram(tunnel, outer, payload, wire_len, ts_us, |p, _, origin| {
+                steer.push(p, origin, tunnel, outer, payload, ts_us);
+            });
+        }
+        self.steer.flush(false);
+        let dropped = self.steer.take_dropped();
+        fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
+        self.publisher.batch(n, started.elapsed());
+        self.publisher.maybe_publish(&fe.counters, 0);
+    }
+}
+
+fn unspecified(like: IpAddr) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
