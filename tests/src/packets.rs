@@ -103,7 +103,7 @@ fn internet_checksum(parts: &[&[u8]]) -> u16 {
 
 /// A complete client-server exchange: handshake, one request, one answer,
 /// FIN both ways. Client sends 5 segments (10 payload bytes), the server 3
-/// (20 payload bytes). Each item: (from the client?, segment).
+/// (20 payload bytes), every sequence number consistent. Each item: (from the client?, segment).
 pub fn small_connection(
     client: (Ipv4Addr, u16),
     server: (Ipv4Addr, u16),
@@ -128,15 +128,18 @@ pub fn small_connection(
             },
         )
     };
+    const REQUEST: &[u8] = b"GET /x\r\n\r\n";
+    const ANSWER: &[u8] = b"HTTP/1.0 200 OK\r\n\r\n!";
+    let (rq, an) = (REQUEST.len() as u32, ANSWER.len() as u32);
     vec![
         seg(true, SYN, c, 0, b""),
         seg(false, SYN | ACK, s, c + 1, b""),
         seg(true, ACK, c + 1, s + 1, b""),
-        seg(true, PSH | ACK, c + 1, s + 1, b"GET /x\r\n\r\n"),
-        seg(false, PSH | ACK, s + 1, c + 11, b"HTTP/1.0 200 OK\r\n\r\n"),
-        seg(false, FIN | ACK, s + 21, c + 11, b""),
-        seg(true, FIN | ACK, c + 11, s + 22, b""),
-        seg(true, ACK, c + 12, s + 22, b""),
+        seg(true, PSH | ACK, c + 1, s + 1, REQUEST),
+        seg(false, PSH | ACK, s + 1, c + 1 + rq, ANSWER),
+        seg(false, FIN | ACK, s + 1 + an, c + 1 + rq, b""),
+        seg(true, FIN | ACK, c + 1 + rq, s + 2 + an, b""),
+        seg(true, ACK, c + 2 + rq, s + 2 + an, b""),
     ]
 }
 

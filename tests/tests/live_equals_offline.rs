@@ -38,6 +38,10 @@ enum Send {
 /// Corpus captures (paths under `pcaps/`), chosen short, untruncated, on
 /// Ethernet, and covering TCP, UDP (QUIC), IPv6 with fragments, SCTP, a
 /// reordered handshake, VXLAN with reserved bits set and GENEVE options.
+/// Not here: captures with frames over 9216 bytes (offloaded super-frames,
+/// such as Zeek's `geneve-47101.pcap`): the live receive buffer holds 9216
+/// bytes, the most a mirror session delivers, so live counts the rest as
+/// truncated where offline does not.
 const CORPUS_CASES: &[(&str, Send)] = &[
     (
         "zeek+zeek/testing/btest/Traces/http/get.pcap",
@@ -77,10 +81,6 @@ const CORPUS_CASES: &[(&str, Send)] = &[
     ),
     (
         "zeek+zeek/testing/btest/Traces/tunnels/geneve-many-options.pcap",
-        Send::GeneveAsIs,
-    ),
-    (
-        "zeek+zeek/testing/btest/Traces/tunnels/geneve-47101.pcap",
         Send::GeneveAsIs,
     ),
 ];
