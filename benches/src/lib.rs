@@ -2,8 +2,10 @@
 //!
 //! [`capture`] generates the traffic (the same packets with and without
 //! the VXLAN layer); [`mod@bench`] runs both programs on it and reports their
-//! rates. The binaries `gen-capture` and `pipeline-bench` are thin
-//! command-line fronts to these.
+//! rates; [`live`] measures the live appliance's loss-free receive rate
+//! against a bare recvmmsg drain. The binaries `gen-capture`,
+//! `pipeline-bench` and `live-bench` are thin command-line fronts to these.
 
 pub mod bench;
 pub mod capture;
+pub mod live;

@@ -23,7 +23,13 @@
 
 pub mod corpus;
 pub mod flow;
+pub mod live;
+pub mod netns;
+pub mod packets;
+pub mod probe;
+pub mod records;
 pub mod reference;
+pub mod replay;
 pub mod sensor;
 pub mod tshark;
 pub mod zeek;

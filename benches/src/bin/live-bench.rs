@@ -1,0 +1,98 @@
+//! `live-bench`: the live benchmark. Finds the highest `sensor replay` rate
+//! with under 0.1 % loss for a bare recvmmsg drain of the sensor's socket
+//! setup (the ceiling) and for `sensor run`, in the same run, on loopback,
+//! and prints both and their ratio (target: 80 %). See benches/README.md.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use benches::bench::tools::{self, MissingTool};
+use benches::capture::{self, CaptureConfig};
+use benches::live::{LiveBenchOptions, run};
+use clap::Parser;
+
+/// Live receive rate with no loss: sensor vs a bare recvmmsg drain.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// VXLAN capture to replay (default: a generated 20 MB benchmark capture
+    /// in benches/data/live, made by the same generator as pipeline-bench).
+    #[arg(long)]
+    capture: Option<PathBuf>,
+    /// Receive threads of both receivers.
+    #[arg(long, default_value_t = 1)]
+    rx_threads: usize,
+    /// Sensor worker threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// CPUs of the receiver (taskset list); default: the last CPU.
+    #[arg(long)]
+    receiver_cpus: Option<String>,
+    /// CPUs of the sender (taskset list); default: CPU 0.
+    #[arg(long, default_value = "0")]
+    sender_cpus: String,
+    /// Requested SO_RCVBUF (the sensor's default).
+    #[arg(long, default_value_t = 32 << 20)]
+    rcvbuf_bytes: usize,
+    /// Seconds per step (at most about 5).
+    #[arg(long, default_value_t = 3.0)]
+    step_seconds: f64,
+    /// Binary-search steps after the full-speed probe.
+    #[arg(long, default_value_t = 7)]
+    iterations: usize,
+    /// Exit with status 1 when the sensor is below 80 % of the drain.
+    #[arg(long)]
+    require_target: bool,
+}
+
+fn main() -> ExitCode {
+    match run_bench(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            if let Some(missing) = error.downcast_ref::<MissingTool>() {
+                eprintln!("live-bench: {missing}");
+                return ExitCode::from(3);
+            }
+            eprintln!("live-bench: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_bench(args: Args) -> Result<bool> {
+    let benches_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace_root = benches_dir.parent().unwrap_or(benches_dir);
+    let taskset = tools::taskset()?;
+    let sensor = tools::sensor_binary(workspace_root)?;
+    let capture_path = match args.capture {
+        Some(path) => path,
+        None => {
+            let config = CaptureConfig {
+                target_vxlan_bytes: 20_000_000,
+                ..CaptureConfig::default()
+            };
+            let dir = benches_dir.join("data").join("live");
+            benches::bench::ensure_captures(&dir, &config)?;
+            capture::output_paths(&dir).1
+        }
+    };
+    let last_cpu = tools::pick_core(usize::MAX);
+    let options = LiveBenchOptions {
+        sensor,
+        taskset,
+        capture: capture_path,
+        rx_threads: args.rx_threads.max(1),
+        workers: args.workers.max(1),
+        receiver_cpus: args.receiver_cpus.unwrap_or_else(|| last_cpu.to_string()),
+        sender_cpus: args.sender_cpus,
+        rcvbuf_bytes: args.rcvbuf_bytes,
+        step: Duration::from_secs_f64(args.step_seconds.clamp(0.5, 10.0)),
+        iterations: args.iterations,
+        max_loss: 0.001,
+    };
+    let summary = run(&options)?;
+    Ok(summary.meets_target || !args.require_target)
+}

@@ -1,0 +1,308 @@
+//! What the live benchmark sends to, and how it counts what arrived: the
+//! in-process [`Drain`] (its own counter) or a `sensor run` child (the sum
+//! of `sensor_packets_total{role="receiver"}` in its `/metrics`, and its
+//! drops by reason). Also the one replay step both are measured with.
+//!
+//! Inputs: the sensor binary, CPUs, thread counts. Outputs: received and
+//! dropped counts; [`ReplayStep`] results. Every child is started here and
+//! ended here by PID.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::drain::Drain;
+
+/// A receiver under test.
+pub enum Target {
+    /// The bare recvmmsg drain.
+    Drain(Drain),
+    /// The sensor.
+    Sensor(SensorProcess),
+}
+
+impl Target {
+    /// Where to send.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Target::Drain(d) => d.addr,
+            Target::Sensor(s) => s.vxlan,
+        }
+    }
+
+    /// Datagrams received so far.
+    pub fn received(&self) -> Result<u64> {
+        match self {
+            Target::Drain(d) => Ok(d.received()),
+            Target::Sensor(s) => {
+                Ok(s.metric_sum("sensor_packets_total", Some(("role", "receiver")))? as u64)
+            }
+        }
+    }
+
+    /// Drops the target counted itself, by reason (the drain counts none).
+    pub fn drops(&self) -> Result<Vec<(String, u64)>> {
+        match self {
+            Target::Drain(_) => Ok(Vec::new()),
+            Target::Sensor(s) => s.drops_by_reason(),
+        }
+    }
+
+    /// Stops the target.
+    pub fn stop(self) -> Result<()> {
+        match self {
+            Target::Drain(d) => {
+                d.stop();
+                Ok(())
+            }
+            Target::Sensor(s) => s.stop(),
+        }
+    }
+}
+
+/// A `sensor run` child pinned with taskset.
+pub struct SensorProcess {
+    child: Child,
+    /// Its VXLAN address.
+    pub vxlan: SocketAddr,
+    health: SocketAddr,
+    dir: PathBuf,
+    /// The command line, for the report.
+    pub command_line: String,
+}
+
+fn free_port(udp: bool) -> Result<u16> {
+    Ok(if udp {
+        UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
+    } else {
+        TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+    })
+}
+
+impl SensorProcess {
+    /// Starts `taskset -c CPUS sensor run` on loopback with records in a
+    /// temporary directory, and waits until `/readyz` answers 200.
+    pub fn start(
+        taskset: &Path,
+        cpus: &str,
+        sensor: &Path,
+        rx_threads: usize,
+        workers: usize,
+        rcvbuf_bytes: usize,
+    ) -> Result<Self> {
+        let vxlan: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
+        let geneve: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
+        let health: SocketAddr = ([127, 0, 0, 1], free_port(false)?).into();
+        let dir = std::env::temp_dir().join(format!("live-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let args: Vec<String> = vec![
+            "-c".into(),
+            cpus.into(),
+            sensor.display().to_string(),
+            "run".into(),
+            "--listen-vxlan".into(),
+            vxlan.to_string(),
+            "--listen-geneve".into(),
+            geneve.to_string(),
+            "--health".into(),
+            health.to_string(),
+            "--no-tcp-health".into(),
+            "--json".into(),
+            dir.join("records.json").display().to_string(),
+            "--drain".into(),
+            "100ms".into(),
+            "--rx-threads".into(),
+            rx_threads.to_string(),
+            "--workers".into(),
+            workers.to_string(),
+            "--rcvbuf".into(),
+            rcvbuf_bytes.to_string(),
+        ];
+        let command_line = format!("{} {}", taskset.display(), args.join(" "));
+        let mut command = Command::new(taskset);
+        command
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        command.stderr(std::fs::File::create(dir.join("sensor.stderr"))?);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SENSOR_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("start {command_line}"))?;
+        let mut sensor = Self {
+            child,
+            vxlan,
+            health,
+            dir,
+            command_line,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = sensor.child.try_wait()? {
+                let stderr =
+                    std::fs::read_to_string(sensor.dir.join("sensor.stderr")).unwrap_or_default();
+                bail!("sensor run exited ({status}) before it was ready:\n{stderr}");
+            }
+            if matches!(http_get(sensor.health, "/readyz"), Ok((200, _))) {
+                return Ok(sensor);
+            }
+            if Instant::now() > deadline {
+                let _ = sensor.child.kill();
+                bail!("sensor run not ready within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sum of a metric's samples, optionally only those with one label value.
+    pub fn metric_sum(&self, name: &str, label: Option<(&str, &str)>) -> Result<f64> {
+        let (code, body) = http_get(self.health, "/metrics")?;
+        if code != 200 {
+            bail!("/metrics answered {code}");
+        }
+        Ok(samples(&body, name)
+            .filter(|(labels, _)| {
+                label.is_none_or(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, value)| value)
+            .sum())
+    }
+
+    fn drops_by_reason(&self) -> Result<Vec<(String, u64)>> {
+        let (_, body) = http_get(self.health, "/metrics")?;
+        let mut by_reason: Vec<(String, u64)> = Vec::new();
+        for (labels, value) in samples(&body, "sensor_drops_total") {
+            let reason = labels
+                .split("reason=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("?")
+                .to_owned();
+            match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += value as u64,
+                None => by_reason.push((reason, value as u64)),
+            }
+        }
+        by_reason.retain(|(_, n)| *n > 0);
+        Ok(by_reason)
+    }
+
+    /// SIGTERM by PID, then waits up to 30 s (SIGKILL after).
+    pub fn stop(mut self) -> Result<()> {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// `(labels text, value)` of every sample of `name` in a Prometheus text.
+fn samples<'a>(body: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(move |line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once('}')?,
+                None if rest.starts_with(' ') => ("", rest),
+                None => return None,
+            };
+            Some((labels, value.split_whitespace().next()?.parse().ok()?))
+        })
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("not an HTTP response")?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((code, body.to_owned()))
+}
+
+/// What one `sensor replay` run said about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayStep {
+    /// `packets_sent`.
+    pub sent: u64,
+    /// `send_errors`.
+    pub send_errors: u64,
+    /// `pps` (achieved).
+    pub pps: f64,
+}
+
+/// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap none RATE
+/// --loop LOOPS` and reads its summary.
+pub fn replay(
+    taskset: &Path,
+    cpus: &str,
+    sensor: &Path,
+    capture: &Path,
+    to: SocketAddr,
+    rate: &[String],
+    loops: u64,
+) -> Result<ReplayStep> {
+    let output = Command::new(taskset)
+        .args(["-c", cpus])
+        .arg(sensor)
+        .arg("replay")
+        .arg(capture)
+        .args([
+            "--to",
+            &to.to_string(),
+            "--encap",
+            "none",
+            "--loop",
+            &loops.to_string(),
+        ])
+        .args(rate)
+        .stdin(Stdio::null())
+        .output()
+        .context("run sensor replay")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        bail!("sensor replay failed ({}):\n{text}", output.status);
+    }
+    let field = |key: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
+            .with_context(|| format!("no `{key}:` in the replay summary:\n{text}"))
+    };
+    Ok(ReplayStep {
+        sent: field("packets_sent")? as u64,
+        send_errors: field("send_errors")? as u64,
+        pps: field("pps")?,
+    })
+}

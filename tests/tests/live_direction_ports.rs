@@ -1,0 +1,184 @@
+//! Users rely on one connection giving one flow even when AWS sends its two
+//! directions with different outer UDP source ports, so that the kernel's
+//! SO_REUSEPORT hash hands them to different receive sockets.
+//!
+//! Each test sends 64 small TCP connections as VXLAN, each direction of each
+//! connection from its own UDP socket (its own outer source port), to a
+//! sensor with four receive threads: step k of every connection, a pause,
+//! step k+1. The load must spread over more than one receive thread (else
+//! the run proves nothing).
+//! - Close together (5 ms), packets of one connection may be reordered
+//!   between receive threads, but each connection must still give exactly
+//!   one record with both directions counted.
+//! - Paced (20 ms, ten times the sensor's 2 ms batch age), the order must
+//!   hold, so the records equal (times aside) what `sensor pcap` writes for
+//!   a capture of the same datagrams.
+
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use sensor_tests::live::{LiveOptions, LiveSensor, TempDir};
+use sensor_tests::packets::{outer_udp_frame, pcap_bytes, small_connection, vxlan_tcp};
+use sensor_tests::probe::Metrics;
+use sensor_tests::records::{differences, flows_only, normalize, parse_lines};
+use sensor_tests::sensor::run_pcap;
+use serde_json::Value;
+
+const CONNECTIONS: u16 = 64;
+const VNI: u32 = 0x00_4242;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+
+#[test]
+fn directions_from_different_outer_ports_form_one_flow() {
+    let run = send_connections(Duration::from_millis(5));
+    let ours: Vec<&Value> = run
+        .live
+        .iter()
+        .filter(|r| r["dst_port"] == 80 && r["proto"] == "tcp")
+        .collect();
+    assert_eq!(
+        ours.len(),
+        usize::from(CONNECTIONS),
+        "expected one record per connection; got {}:\n{}",
+        ours.len(),
+        ours.iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for record in &ours {
+        assert_eq!(
+            (record["orig_pkts"].as_u64(), record["resp_pkts"].as_u64()),
+            (Some(5), Some(3)),
+            "both directions counted in one record: {record}"
+        );
+    }
+    assert_spread(&run.metrics);
+}
+
+#[test]
+fn paced_directions_on_different_sockets_keep_their_order() {
+    let run = send_connections(Duration::from_millis(20));
+    let actual: Vec<Value> = run.live.iter().map(|r| normalize(r, &[])).collect();
+    let diff = differences(&run.offline, &actual);
+    assert!(
+        diff.is_empty(),
+        "with a connection's packets 20 ms apart, live records differ from offline \
+         ({} of {} connections); a receive thread held packets back past its batch age:\n{}",
+        diff.len(),
+        CONNECTIONS,
+        diff.join("\n")
+    );
+    assert_spread(&run.metrics);
+}
+
+/// What one run gave.
+struct Outcome {
+    /// The sensor's flow records.
+    live: Vec<Value>,
+    /// `sensor pcap` of the same datagrams, normalized.
+    offline: Vec<Value>,
+    /// `/metrics` after sending, before the signal.
+    metrics: Metrics,
+}
+
+fn send_connections(pause: Duration) -> Outcome {
+    let dir = TempDir::new("direction-ports");
+    let options = LiveOptions {
+        rx_threads: Some(4),
+        workers: Some(2),
+        drain: Duration::from_millis(500),
+        ..LiveOptions::default()
+    };
+    let mut sensor = LiveSensor::start_ready(&dir, &options);
+
+    // Per connection: (client-side socket, server-side socket), each with
+    // its own ephemeral port.
+    let sockets: Vec<(UdpSocket, UdpSocket)> = (0..CONNECTIONS)
+        .map(|_| {
+            let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
+            (bind(), bind())
+        })
+        .collect();
+    let connections: Vec<_> = (0..CONNECTIONS)
+        .map(|i| small_connection((CLIENT, 20_000 + i), (SERVER, 80)))
+        .collect();
+
+    let mut reference = Vec::new();
+    let mut ts_us: i64 = 1_700_000_000_000_000;
+    for step in 0..connections[0].len() {
+        for (connection, (client_socket, server_socket)) in connections.iter().zip(&sockets) {
+            let (from_client, segment) = &connection[step];
+            let socket = if *from_client {
+                client_socket
+            } else {
+                server_socket
+            };
+            let datagram = vxlan_tcp(VNI, segment);
+            socket
+                .send_to(&datagram, sensor.vxlan)
+                .expect("send on loopback");
+            let sport = socket.local_addr().unwrap().port();
+            reference.push((ts_us, outer_udp_frame(sport, 4789, &datagram)));
+            ts_us += 1_000;
+        }
+        std::thread::sleep(pause);
+    }
+    // Read before the signal (afterwards the endpoints may be gone), once
+    // the receivers have published every datagram (they publish about every
+    // 100 ms).
+    let sent = reference.len() as f64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let metrics = sensor.metrics();
+        let received = metrics.sum("sensor_packets_total", &[("role", "receiver")]);
+        if received >= sent || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    sensor.stop(options.drain, Duration::from_secs(15));
+
+    let capture = dir.join("reference.pcap");
+    std::fs::write(&capture, pcap_bytes(&reference)).unwrap();
+    let offline = run_pcap(&[capture.as_path()], &[]);
+    assert!(offline.status.success(), "sensor pcap: {}", offline.stderr);
+    let offline: Vec<Value> = flows_only(parse_lines(&offline.stdout))
+        .iter()
+        .map(|r| normalize(r, &[]))
+        .collect();
+    assert_eq!(
+        offline.len(),
+        usize::from(CONNECTIONS),
+        "the reference capture gives one record per connection"
+    );
+    Outcome {
+        live: sensor.flow_records(),
+        offline,
+        metrics,
+    }
+}
+
+/// Fails unless more than one receive thread got datagrams.
+fn assert_spread(metrics: &Metrics) {
+    let busy_receivers = metrics
+        .samples
+        .iter()
+        .filter(|s| s.name == "sensor_packets_total" && s.value > 0.0)
+        .filter(|s| {
+            s.labels
+                .iter()
+                .any(|(k, v)| k == "role" && (v.starts_with("rx") || v.starts_with("rec")))
+        })
+        .count();
+    assert!(
+        busy_receivers >= 2,
+        "all datagrams went to one receive thread, so this run proves nothing; \
+         /metrics sensor_packets_total: {:?}",
+        metrics.nonzero("sensor_packets_total")
+    );
+}
