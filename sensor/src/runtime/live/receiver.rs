@@ -144,7 +144,12 @@ impl Receiver {
                 steer.push(p, origin, tunnel, outer, payload, ts_us);
             });
         }
-        self.steer.flush(false);
+        // A short receive means the socket is empty: hand everything over
+        // now rather than holding packets until the next datagram or the
+        // receive timeout. Packets of one connection can reach several
+        // sockets (AWS gives each direction its own outer port), so a held
+        // batch would reorder them against the other socket's.
+        self.steer.flush(n < self.batch_datagrams);
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
         self.publisher.batch(n, started.elapsed());
