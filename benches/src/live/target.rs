@@ -259,8 +259,8 @@ pub struct ReplayStep {
     pub pps: f64,
 }
 
-/// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap none RATE
-/// --loop LOOPS` and reads its summary.
+/// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap none
+/// --source-ports 1 --batch 256 RATE --loop LOOPS` and reads its summary.
 pub fn replay(
     taskset: &Path,
     cpus: &str,
@@ -280,6 +280,13 @@ pub fn replay(
             &to.to_string(),
             "--encap",
             "none",
+            // One source socket: every sendmmsg call carries a full batch,
+            // so the sender (on its own CPU) is as cheap as it can be and the
+            // receiver, not the sender, sets the loss-free rate.
+            "--source-ports",
+            "1",
+            "--batch",
+            "256",
             "--loop",
             &loops.to_string(),
         ])

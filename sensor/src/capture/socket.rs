@@ -119,6 +119,33 @@ impl TunnelSocket {
         self.recv(batch, libc::MSG_DONTWAIT)
     }
 
+    /// Waits at most `timeout` for a datagram to be queued (ppoll, with
+    /// microsecond resolution); true when one is. Lets a receiver that holds
+    /// a partly filled batch hand it over on time instead of blocking for the
+    /// whole receive timeout.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `pfd` and `ts` are valid for the call; one descriptor; no
+        // signal mask change (null).
+        let n = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(e),
+            };
+        }
+        Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
+    }
+
     fn recv(&self, batch: &mut RecvBatch, wait_flag: libc::c_int) -> io::Result<usize> {
         batch.prepare();
         let vlen = libc::c_uint::try_from(batch.headers.len()).unwrap_or(libc::c_uint::MAX);

@@ -153,6 +153,11 @@ impl Steer {
 
     /// Sends every batch older than [`BATCH_MAX_AGE`] (all non-empty ones
     /// when `all`).
+    /// When the oldest packet waiting in a partly filled batch arrived.
+    pub fn oldest_pending(&self) -> Option<Instant> {
+        self.filling.iter().filter_map(|b| b.first).min()
+    }
+
     pub fn flush(&mut self, all: bool) {
         for i in 0..self.filling.len() {
             let due = match self.filling[i].first {

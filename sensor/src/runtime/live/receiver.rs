@@ -10,7 +10,7 @@
 //! [`TunnelSocket`]. Output: batches to workers. Does not: track flows, or
 //! wait for a worker.
 
-use super::batch::Steer;
+use super::batch::{BATCH_MAX_AGE, Steer};
 use super::publish::Publisher;
 use crate::capture::socket::{RecvBatch, TunnelSocket};
 use crate::config::PipelineConfig;
@@ -67,7 +67,17 @@ impl Receiver {
                 draining_calls += 1;
                 self.socket.recv_batch_nowait(&mut batch)
             } else {
-                self.socket.recv_batch(&mut batch)
+                match self.steer.oldest_pending().map(|t| t.elapsed()) {
+                    None => self.socket.recv_batch(&mut batch),
+                    // A partly filled batch waits at most BATCH_MAX_AGE: wait
+                    // for more only that long (0 received flushes it below).
+                    Some(age) if age >= BATCH_MAX_AGE => Ok(0),
+                    Some(age) => match self.socket.wait_readable(BATCH_MAX_AGE - age) {
+                        Ok(true) => self.socket.recv_batch_nowait(&mut batch),
+                        Ok(false) => Ok(0),
+                        Err(e) => Err(e),
+                    },
+                }
             };
             let n = match received {
                 Ok(n) => n,
@@ -90,7 +100,7 @@ impl Receiver {
                 if let Some(now) = clock.advance(wall_clock_us()) {
                     fe.tick(now);
                 }
-                self.publisher.publish(&fe.counters, 0);
+                self.publisher.maybe_publish(&fe.counters, 0);
                 continue;
             }
             self.process(&batch, n, &mut fe, &mut clock, &mut kernel_drops_seen);
@@ -144,12 +154,12 @@ impl Receiver {
                 steer.push(p, origin, tunnel, outer, payload, ts_us);
             });
         }
-        // A short receive means the socket is empty: hand everything over
-        // now rather than holding packets until the next datagram or the
-        // receive timeout. Packets of one connection can reach several
-        // sockets (AWS gives each direction its own outer port), so a held
-        // batch would reorder them against the other socket's.
-        self.steer.flush(n < self.batch_datagrams);
+        // Full batches go now; partly filled ones wait at most
+        // BATCH_MAX_AGE (the receive loop bounds its wait by it). Packets of
+        // one connection can reach several sockets (AWS gives each direction
+        // its own outer port), so that age bounds how far they can be
+        // reordered against each other.
+        self.steer.flush(false);
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
         self.publisher.batch(n, started.elapsed());
