@@ -146,6 +146,11 @@ impl TunnelSocket {
         Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
     }
 
+    /// The socket's descriptor, for waiting on several sockets at once.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+
     fn recv(&self, batch: &mut RecvBatch, wait_flag: libc::c_int) -> io::Result<usize> {
         batch.prepare();
         let vlen = libc::c_uint::try_from(batch.headers.len()).unwrap_or(libc::c_uint::MAX);
@@ -179,6 +184,44 @@ impl TunnelSocket {
         batch.received = usize::try_from(n).unwrap_or(0);
         Ok(batch.received)
     }
+}
+
+/// Most sockets one thread waits on at once.
+pub const MAX_WAIT_SOCKETS: usize = 16;
+
+/// Waits at most `timeout` until one of `fds` (at most
+/// [`MAX_WAIT_SOCKETS`]) has a datagram queued; returns a bit mask of the
+/// readable ones (bit i for `fds[i]`), 0 on timeout.
+pub fn wait_any_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> io::Result<u32> {
+    let mut pfds: arrayvec::ArrayVec<libc::pollfd, MAX_WAIT_SOCKETS> = fds
+        .iter()
+        .take(MAX_WAIT_SOCKETS)
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    let nfds = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
+    // SAFETY: `pfds` holds `nfds` initialised entries and lives across the
+    // call; `ts` is valid; the signal mask is left alone (null).
+    let n = unsafe { libc::ppoll(pfds.as_mut_ptr(), nfds, &ts, std::ptr::null()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(e),
+        };
+    }
+    Ok(pfds
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents & libc::POLLIN != 0)
+        .fold(0u32, |m, (i, _)| m | (1 << i)))
 }
 
 /// One received datagram, borrowed from a [`RecvBatch`].

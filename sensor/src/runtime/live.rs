@@ -24,6 +24,7 @@
 //! configuration (see [`crate::config`]).
 
 mod batch;
+mod inline;
 mod output;
 mod publish;
 mod receiver;
@@ -32,7 +33,7 @@ mod worker;
 
 pub use batch::STEERING_SEED;
 
-use crate::capture::socket::TunnelSocket;
+use crate::capture::socket::{MAX_WAIT_SOCKETS, TunnelSocket};
 use crate::config::SensorConfig;
 use crate::decap::{Decoder, UdpTunnel};
 use crate::metrics::{LiveStats, ThreadRole};
@@ -159,6 +160,10 @@ impl LiveSensor {
             output::run(&records_rx, sink, publisher)
         })?;
 
+        if n == 1 && live.rx_threads == 1 && sockets.len() <= MAX_WAIT_SOCKETS {
+            return Self::start_inline(cfg, stats, stop, sockets, records_tx, output);
+        }
+
         let decoder = Decoder::new(cfg.pipeline.decap.clone());
         let mut senders: Vec<Sender<Batch>> = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -214,6 +219,38 @@ impl LiveSensor {
             bound,
             receivers,
             workers,
+            output: Some(output),
+        })
+    }
+
+    /// One receive thread per address and one worker: a single thread owns
+    /// every socket and runs each datagram to completion (no hand-off).
+    fn start_inline(
+        cfg: &SensorConfig,
+        stats: Arc<LiveStats>,
+        stop: Arc<AtomicBool>,
+        sockets: Vec<(UdpTunnel, TunnelSocket)>,
+        records: Sender<Vec<nucleus_proto::Record>>,
+        output: JoinHandle<()>,
+    ) -> anyhow::Result<Self> {
+        let bound = sockets.iter().map(|(t, s)| (*t, s.local_addr())).collect();
+        let inline = inline::InlineLoop {
+            sockets,
+            records,
+            rx_publisher: Publisher::register(&stats, "rx-inline".into(), ThreadRole::Receiver),
+            worker_publisher: Publisher::register(&stats, "worker-0".into(), ThreadRole::Worker),
+            batch_datagrams: cfg.live.batch_datagrams,
+            buffer_bytes: cfg.live.buffer_bytes,
+        };
+        let (pipeline, stop_rx) = (cfg.pipeline.clone(), Arc::clone(&stop));
+        let thread = spawn("rx-inline".into(), move || inline.run(&pipeline, &stop_rx))?;
+        stats.sockets_bound.store(true, Ordering::Release);
+        Ok(Self {
+            stats,
+            stop,
+            bound,
+            receivers: vec![thread],
+            workers: Vec::new(),
             output: Some(output),
         })
     }
