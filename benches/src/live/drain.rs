@@ -51,6 +51,7 @@ pub struct Drain {
     pub granted_rcvbuf_bytes: usize,
     received: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -58,6 +59,22 @@ impl Drain {
     /// Binds `setup.threads` sockets to `ip` on one free port and starts a
     /// receive thread on each.
     pub fn start(ip: std::net::IpAddr, setup: &DrainSetup) -> Result<Self> {
+        Self::start_with(ip, setup, false)
+    }
+
+    /// Like [`Drain::start`], but the threads do not read their sockets
+    /// until [`Drain::release`]: datagrams pile up in the socket buffers
+    /// (the backlog measure).
+    pub fn start_paused(ip: std::net::IpAddr, setup: &DrainSetup) -> Result<Self> {
+        Self::start_with(ip, setup, true)
+    }
+
+    /// Lets paused threads start reading.
+    pub fn release(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
+    fn start_with(ip: std::net::IpAddr, setup: &DrainSetup, paused: bool) -> Result<Self> {
         let first = bind(SocketAddr::new(ip, 0), setup.rcvbuf_bytes)?;
         let addr = first
             .local_addr()?
@@ -70,15 +87,20 @@ impl Drain {
         }
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(paused));
         let threads = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
                 let (received, stop, setup) = (received.clone(), stop.clone(), setup.clone());
+                let paused = paused.clone();
                 std::thread::Builder::new()
                     .name(format!("drain-{i}"))
                     .spawn(move || {
                         pin_to(&setup.cpus);
+                        while paused.load(Ordering::Acquire) && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
                         receive_loop(&socket, &setup, &received, &stop);
                     })
                     .context("spawn a drain thread")
@@ -89,6 +111,7 @@ impl Drain {
             granted_rcvbuf_bytes,
             received,
             stop,
+            paused,
             threads,
         })
     }

@@ -195,6 +195,19 @@ impl SensorProcess {
         Ok(by_reason)
     }
 
+    /// Sends a signal (by name, as `kill -s` takes it) to the sensor, by its
+    /// PID: `STOP` and `CONT` pause and resume it for the backlog measure.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .context("run kill")?;
+        if !status.success() {
+            bail!("kill -s {name} failed");
+        }
+        Ok(())
+    }
+
     /// SIGTERM by PID, then waits up to 30 s (SIGKILL after).
     pub fn stop(mut self) -> Result<()> {
         let _ = Command::new("kill")

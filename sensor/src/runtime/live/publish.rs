@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest time between two publications of a busy thread.
-pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 
 /// A thread's handle on its published snapshot.
 pub struct Publisher {
