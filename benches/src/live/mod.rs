@@ -19,7 +19,7 @@
 //! [`LiveSummary`]. It sends only to 127.0.0.1.
 
 pub mod backlog;
-mod drain;
+pub mod drain;
 pub mod target;
 
 use std::path::PathBuf;
