@@ -180,7 +180,7 @@ fn bind(addr: SocketAddr, rcvbuf_bytes: usize) -> Result<Socket> {
 }
 
 /// Restricts the calling thread to `cpus` (no-op when empty).
-fn pin_to(cpus: &[usize]) {
+pub fn pin_to(cpus: &[usize]) {
     if cpus.is_empty() {
         return;
     }

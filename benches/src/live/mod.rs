@@ -216,9 +216,9 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
     // ceiling: measure both receivers emptying a backlog instead.
     let backlog = if drain_result.sender_bound {
         println!(
-            "
-backlog: each receiver paused, {} passes queued, then resumed alone on its CPU",
-            12
+            "\nbacklog: each receiver paused, {} passes of the capture queued, then resumed \
+             alone on its CPU",
+            backlog::BACKLOG_LOOPS
         );
         match backlog::measure(o) {
             Ok((d, s)) => {
