@@ -195,6 +195,11 @@ impl SensorProcess {
         Ok(by_reason)
     }
 
+    /// The sensor's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (by name, as `kill -s` takes it) to the sensor, by its
     /// PID: `STOP` and `CONT` pause and resume it for the backlog measure.
     pub fn signal(&self, name: &str) -> Result<()> {
