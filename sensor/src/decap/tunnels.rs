@@ -26,19 +26,17 @@ impl Decoder {
         let by_dst = |ports: &[u16]| ports.contains(&dst_port);
         let by_src = |ports: &[u16]| ports.contains(&src_port);
         if by_dst(&c.vxlan_ports) || by_src(&c.vxlan_ports) {
-            if headers::parse_vxlan(body).is_ok() {
-                return self.vxlan(body, outer, ctx, counters);
-            }
-            if by_dst(&c.vxlan_ports) {
-                counters.anomaly(Anomaly::VxlanMalformed);
+            match headers::parse_vxlan(body) {
+                Ok((v, rest)) => return self.peel_vxlan(v, rest, outer, ctx, counters),
+                Err(_) if by_dst(&c.vxlan_ports) => counters.anomaly(Anomaly::VxlanMalformed),
+                Err(_) => {}
             }
         }
         if by_dst(&c.geneve_ports) || by_src(&c.geneve_ports) {
-            if headers::parse_geneve(body).is_ok() {
-                return self.geneve(body, outer, ctx, counters);
-            }
-            if by_dst(&c.geneve_ports) {
-                counters.anomaly(Anomaly::GeneveMalformed);
+            match headers::parse_geneve(body) {
+                Ok((g, rest)) => return self.peel_geneve(g, rest, outer, ctx, counters),
+                Err(_) if by_dst(&c.geneve_ports) => counters.anomaly(Anomaly::GeneveMalformed),
+                Err(_) => {}
             }
         }
         if by_dst(&c.gre_udp_ports) {
@@ -89,18 +87,28 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Option<Step<'a>> {
         match headers::parse_vxlan(body) {
-            Ok((v, rest)) => {
-                if v.reserved_nonzero {
-                    counters.anomaly(Anomaly::VxlanReservedBits);
-                }
-                self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters)
-                    .then_some(Step::Ether(rest))
-            }
+            Ok((v, rest)) => self.peel_vxlan(v, rest, outer, ctx, counters),
             Err(_) => {
                 counters.anomaly(Anomaly::VxlanMalformed);
                 None
             }
         }
+    }
+
+    /// Records a parsed VXLAN header; `None` when the context is full.
+    fn peel_vxlan<'a>(
+        &self,
+        v: headers::Vxlan,
+        rest: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        if v.reserved_nonzero {
+            counters.anomaly(Anomaly::VxlanReservedBits);
+        }
+        self.push(ctx, Encap::Vxlan { vni: v.vni, outer }, counters)
+            .then_some(Step::Ether(rest))
     }
 
     /// Peels a GENEVE header and its options; `None` when it is malformed
@@ -113,30 +121,40 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Option<Step<'a>> {
         match headers::parse_geneve(body) {
-            Ok((g, rest)) => {
-                if g.options_dropped > 0 {
-                    counters.anomaly(Anomaly::GeneveOptionsDropped);
-                }
-                // The protocol type is an EtherType (RFC 8926 section 3.4);
-                // 0x6558 is a whole Ethernet frame.
-                let next = match g.protocol {
-                    0x6558 => Step::Ether(rest),
-                    other => Step::EtherType(other, rest),
-                };
-                let layer = Encap::Geneve {
-                    vni: g.vni,
-                    outer,
-                    gwlb: g.gwlb,
-                    options: g.options,
-                    option_count: g.option_count,
-                };
-                self.push(ctx, layer, counters).then_some(next)
-            }
+            Ok((g, rest)) => self.peel_geneve(g, rest, outer, ctx, counters),
             Err(_) => {
                 counters.anomaly(Anomaly::GeneveMalformed);
                 None
             }
         }
+    }
+
+    /// Records a parsed GENEVE header; `None` when the context is full.
+    fn peel_geneve<'a>(
+        &self,
+        g: headers::Geneve,
+        rest: &'a [u8],
+        outer: OuterAddrs,
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Option<Step<'a>> {
+        if g.options_dropped > 0 {
+            counters.anomaly(Anomaly::GeneveOptionsDropped);
+        }
+        // The protocol type is an EtherType (RFC 8926 section 3.4); 0x6558 is
+        // a whole Ethernet frame.
+        let next = match g.protocol {
+            0x6558 => Step::Ether(rest),
+            other => Step::EtherType(other, rest),
+        };
+        let layer = Encap::Geneve {
+            vni: g.vni,
+            outer,
+            gwlb: g.gwlb,
+            options: g.options,
+            option_count: g.option_count,
+        };
+        self.push(ctx, layer, counters).then_some(next)
     }
 
     pub(super) fn gre<'a>(

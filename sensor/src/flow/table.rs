@@ -35,10 +35,36 @@ pub struct FlowTable {
     community_id: CommunityId,
     server_ports_tcp: PortSet,
     server_ports_udp: PortSet,
+    /// The configured durations in microseconds, converted once: they are
+    /// compared on every packet.
+    us: DurationsUs,
 }
 
-fn micros(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+/// `FlowConfig`'s durations in microseconds of packet time.
+#[derive(Debug, Clone, Copy)]
+struct DurationsUs {
+    tcp: i64,
+    tcp_closed: i64,
+    tcp_attempt: i64,
+    udp: i64,
+    icmp: i64,
+    other: i64,
+    duplicate_window: i64,
+}
+
+impl DurationsUs {
+    fn new(cfg: &FlowConfig) -> Self {
+        let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Self {
+            tcp: us(cfg.tcp_timeout),
+            tcp_closed: us(cfg.tcp_closed_timeout),
+            tcp_attempt: us(cfg.tcp_attempt_timeout),
+            udp: us(cfg.udp_timeout),
+            icmp: us(cfg.icmp_timeout),
+            other: us(cfg.other_timeout),
+            duplicate_window: us(cfg.duplicate_window),
+        }
+    }
 }
 
 impl FlowTable {
@@ -55,6 +81,7 @@ impl FlowTable {
             community_id: CommunityId::new(cid.seed, cid.base64),
             server_ports_tcp: PortSet::new(&cfg.likely_server_ports_tcp),
             server_ports_udp: PortSet::new(&cfg.likely_server_ports_udp),
+            us: DurationsUs::new(&cfg),
             cfg,
         }
     }
@@ -97,7 +124,7 @@ impl FlowTable {
         let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
         let key = FlowKey::new(domain, &tuple);
         let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
-        let window_us = micros(self.cfg.duplicate_window);
+        let window_us = self.us.duplicate_window;
         let id = Identity {
             key,
             tuple,
@@ -348,20 +375,19 @@ impl FlowTable {
     fn is_due(&self, f: &Flow, now_us: i64) -> bool {
         now_us.saturating_sub(f.last_us) >= self.timeout_us(f)
             || f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
-                && now_us.saturating_sub(f.first_us) >= micros(self.cfg.tcp_attempt_timeout)
+                && now_us.saturating_sub(f.first_us) >= self.us.tcp_attempt
     }
 
     fn timeout_us(&self, f: &Flow) -> i64 {
-        let d = match f.proto {
+        match f.proto {
             6 => match &f.tcp {
-                Some(t) if t.is_closed() => self.cfg.tcp_closed_timeout,
-                _ => self.cfg.tcp_timeout,
+                Some(t) if t.is_closed() => self.us.tcp_closed,
+                _ => self.us.tcp,
             },
-            17 => self.cfg.udp_timeout,
-            1 | 58 => self.cfg.icmp_timeout,
-            _ => self.cfg.other_timeout,
-        };
-        micros(d)
+            17 => self.us.udp,
+            1 | 58 => self.us.icmp,
+            _ => self.us.other,
+        }
     }
 
     /// Ends every flow idle past its timeout at packet time `now_us`,
