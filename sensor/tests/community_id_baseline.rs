@@ -38,25 +38,15 @@ fn tuples(path: &std::path::Path) -> Vec<(String, String, u8, u16, u16)> {
         if let Decoded::Packet(p) = decoder.decode(frame.link, frame.data, &mut ctx, &mut counters)
         {
             let (sp, dp) = match p.transport {
-                Transport::Tcp {
-                    src_port, dst_port, ..
-                }
-                | Transport::Udp {
-                    src_port, dst_port, ..
-                } => (src_port, dst_port),
-                Transport::Icmp {
-                    icmp_type, code, ..
-                } => (u16::from(icmp_type), u16::from(code)),
-                Transport::Other { .. } => {
-                    // SCTP ports are the first four bytes of its header.
-                    match p.l4_bytes.get(..4) {
-                        Some(b) if p.proto == 132 => (
-                            u16::from_be_bytes([b[0], b[1]]),
-                            u16::from_be_bytes([b[2], b[3]]),
-                        ),
-                        _ => (0, 0),
-                    }
-                }
+                // SCTP ports are the first four bytes of its header.
+                Transport::Other { .. } if p.proto == 132 => match p.l4_bytes.get(..4) {
+                    Some(b) => (
+                        u16::from_be_bytes([b[0], b[1]]),
+                        u16::from_be_bytes([b[2], b[3]]),
+                    ),
+                    None => (0, 0),
+                },
+                other => other.ports(),
             };
             let key = (p.src.to_string(), p.dst.to_string(), p.proto, sp, dp);
             let mapped = match p.proto {

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{Frame, flows, run, tcp_frame};
+use common::{ethernet_frame as frame, flows, run, tcp_frame};
 use etherparse::PacketBuilder;
 use sensor::config::PipelineConfig;
-use sensor::decap::LinkType;
 
 fn udp_on_vlan(vlan: u16, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -21,14 +20,6 @@ fn udp_on_vlan(vlan: u16, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) ->
         .write(&mut out, b"dns")
         .unwrap();
     out
-}
-
-fn frame(ts_us: i64, data: Vec<u8>) -> Frame {
-    Frame {
-        ts_us,
-        link: LinkType::Ethernet,
-        data,
-    }
 }
 
 #[test]

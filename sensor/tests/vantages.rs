@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::{Frame, flows, run, tcp_frame, vxlan};
+use common::{ethernet_frame as frame, flows, run, tcp_frame, vxlan};
 use sensor::config::PipelineConfig;
-use sensor::decap::LinkType;
 
 const CLIENT: [u8; 4] = [10, 1, 0, 5];
 const SERVER: [u8; 4] = [10, 2, 0, 7];
@@ -41,14 +40,6 @@ fn connection(seq0: u32, id0: u16) -> Vec<(bool, Vec<u8>)> {
         s(srv0 + 7, seq0 + 7, "FA", id0 + 102, b""),
         c(seq0 + 7, srv0 + 8, "A", id0 + 4, b""),
     ]
-}
-
-fn frame(ts_us: i64, data: Vec<u8>) -> Frame {
-    Frame {
-        ts_us,
-        link: LinkType::Ethernet,
-        data,
-    }
 }
 
 #[test]

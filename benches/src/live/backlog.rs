@@ -8,7 +8,7 @@
 //! CPU also runs the kernel's delivery into the receiving socket, so the
 //! replay saturates before either receiver loses anything.
 
-use super::drain::{Drain, DrainSetup};
+use super::drain::Drain;
 use super::target::{SensorProcess, Target, replay};
 use super::{LiveBenchOptions, parse_cpu_list};
 use anyhow::{Result, bail};
@@ -112,13 +112,7 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
 }
 
 fn drain_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
-    let setup = DrainSetup {
-        threads: o.rx_threads,
-        batch: 64,
-        buffer_bytes: 9216,
-        rcvbuf_bytes: BACKLOG_RCVBUF_BYTES,
-        cpus: parse_cpu_list(&o.receiver_cpus)?,
-    };
+    let setup = super::drain_setup(o, BACKLOG_RCVBUF_BYTES)?;
     let drain = Drain::start_paused(std::net::Ipv4Addr::LOCALHOST.into(), &setup)?;
     let addr = drain.addr;
     let drain = Target::Drain(drain);

@@ -135,6 +135,22 @@ pub struct LiveSummary {
     pub meets_target: bool,
 }
 
+/// The drain's socket setup: the sensor's defaults (batches of 64 into
+/// 9216-byte buffers), the options' threads, CPUs and `rcvbuf_bytes`.
+pub fn drain_setup(o: &LiveBenchOptions, rcvbuf_bytes: usize) -> Result<DrainSetup> {
+    Ok(DrainSetup {
+        threads: o.rx_threads,
+        batch: 64,
+        buffer_bytes: 9216,
+        rcvbuf_bytes,
+        cpus: parse_cpu_list(&o.receiver_cpus)?,
+    })
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
 /// Parses a taskset CPU list (`1`, `0,2`, `2-3`).
 pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>> {
     let mut cpus = Vec::new();
@@ -173,13 +189,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
         o.step
     );
 
-    let setup = DrainSetup {
-        threads: o.rx_threads,
-        batch: 64,
-        buffer_bytes: 9216,
-        rcvbuf_bytes: o.rcvbuf_bytes,
-        cpus: parse_cpu_list(&o.receiver_cpus)?,
-    };
+    let setup = drain_setup(o, o.rcvbuf_bytes)?;
     let drain = Drain::start(std::net::Ipv4Addr::LOCALHOST.into(), &setup)?;
     println!(
         "\nceiling: bare recvmmsg drain on {} (SO_RCVBUF granted {} bytes)",
@@ -297,11 +307,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
                 s.pps(),
                 summary.ratio * 100.0,
                 TARGET_RATIO * 100.0,
-                if summary.meets_target {
-                    "met"
-                } else {
-                    "NOT met"
-                }
+                verdict(summary.meets_target)
             );
             if s.received < s.queued || d.received < d.queued {
                 println!(
@@ -315,11 +321,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
             "  ratio: {:.1} % of the ceiling (target {:.0} %: {})",
             summary.ratio * 100.0,
             TARGET_RATIO * 100.0,
-            if summary.meets_target {
-                "met"
-            } else {
-                "NOT met"
-            }
+            verdict(summary.meets_target)
         );
     }
     Ok(summary)

@@ -186,78 +186,20 @@ impl TunnelContext {
     /// and original VLAN. Never outer addresses, ports, MPLS labels (which are
     /// per direction) nor GWLB flow cookies (which are per flow).
     pub fn domain_hash<S: BuildHasher>(&self, hasher: &S) -> u64 {
-        self.domain(hasher, true)
+        self.identities(hasher).domain
     }
 
     /// The domain without VLAN ids: what stays equal when a router answers
     /// on another VLAN of a trunk.
     pub fn domain_hash_without_vlans<S: BuildHasher>(&self, hasher: &S) -> u64 {
-        self.domain(hasher, false)
-    }
-
-    fn domain<S: BuildHasher>(&self, hasher: &S, vlans: bool) -> u64 {
-        if self.layers.is_empty() {
-            return 0;
-        }
-        let mut h = hasher.build_hasher();
-        for layer in &self.layers {
-            match *layer {
-                Encap::Vxlan { vni, .. } => (1u8, vni).hash(&mut h),
-                Encap::Geneve { vni, .. } => (2u8, vni).hash(&mut h),
-                Encap::Vlan { id, .. } if vlans => (3u8, id).hash(&mut h),
-                Encap::Vlan { .. } => {}
-                Encap::Erspan {
-                    session_id, vlan, ..
-                } => (4u8, session_id, vlan).hash(&mut h),
-                Encap::Mpls { .. }
-                | Encap::Gre { .. }
-                | Encap::IpInIp { .. }
-                | Encap::Teredo { .. }
-                | Encap::Ayiya { .. }
-                | Encap::Gtp { .. } => {}
-            }
-        }
-        // Zero is reserved for "not encapsulated".
-        h.finish() | 1
+        self.identities(hasher).novlan_domain
     }
 
     /// Hashes which mirror session delivered the packet: the unordered pair of
     /// outer addresses of every IP tunnel layer (so both directions of an
     /// overlay between two tunnel endpoints are one vantage) and the VNIs.
     pub fn vantage_hash<S: BuildHasher>(&self, hasher: &S) -> u64 {
-        if self.layers.is_empty() {
-            return 0;
-        }
-        let mut h = hasher.build_hasher();
-        for layer in &self.layers {
-            let outer = match *layer {
-                Encap::Vxlan { vni, outer } | Encap::Geneve { vni, outer, .. } => {
-                    vni.hash(&mut h);
-                    Some(outer)
-                }
-                Encap::Erspan {
-                    session_id, outer, ..
-                } => {
-                    session_id.hash(&mut h);
-                    Some(outer)
-                }
-                Encap::Gre { outer, .. }
-                | Encap::IpInIp { outer }
-                | Encap::Teredo { outer }
-                | Encap::Ayiya { outer }
-                | Encap::Gtp { outer, .. } => Some(outer),
-                Encap::Vlan { .. } | Encap::Mpls { .. } => None,
-            };
-            if let Some(o) = outer {
-                let (a, b) = if o.src <= o.dst {
-                    (o.src, o.dst)
-                } else {
-                    (o.dst, o.src)
-                };
-                (a, b).hash(&mut h);
-            }
-        }
-        h.finish() | 1
+        self.identities(hasher).vantage
     }
 
     /// The three identities at once, in one pass over the layers (the flow
@@ -430,27 +372,47 @@ mod tests {
     }
 
     #[test]
-    fn identities_in_one_pass_equal_the_separate_hashes() {
+    fn identities_separate_vlans_sessions_and_vantages() {
         let s = foldhash::fast::FixedState::with_seed(7);
-        let mut t = TunnelContext::new();
-        t.push(Encap::Vlan {
-            id: 5,
-            tpid: 0x8100,
-        });
-        t.push(Encap::Vxlan {
+        let vxlan = Encap::Vxlan {
             vni: 9,
             outer: addrs("10.0.0.2", "10.0.0.1"),
-        });
-        t.push(Encap::Erspan {
+        };
+        let erspan = Encap::Erspan {
             version: 2,
             session_id: Some(3),
             vlan: Some(4),
             outer: addrs("10.0.0.3", "10.0.0.4"),
+        };
+        let mut tagged = TunnelContext::new();
+        tagged.push(Encap::Vlan {
+            id: 5,
+            tpid: 0x8100,
         });
-        let ids = t.identities(&s);
-        assert_eq!(ids.domain, t.domain_hash(&s));
-        assert_eq!(ids.novlan_domain, t.domain_hash_without_vlans(&s));
-        assert_eq!(ids.vantage, t.vantage_hash(&s));
+        tagged.push(vxlan);
+        tagged.push(erspan);
+        let mut untagged = TunnelContext::new();
+        untagged.push(vxlan);
+        untagged.push(erspan);
+        let (t, u) = (tagged.identities(&s), untagged.identities(&s));
+        // VLANs are part of the domain only; not of the VLAN-less domain or
+        // of the vantage.
+        assert_ne!(t.domain, u.domain);
+        assert_eq!(t.novlan_domain, u.novlan_domain);
+        assert_eq!(u.domain, u.novlan_domain);
+        assert_eq!(t.vantage, u.vantage);
+        // Another ERSPAN session is another domain and another vantage.
+        let mut other = TunnelContext::new();
+        other.push(vxlan);
+        other.push(Encap::Erspan {
+            version: 2,
+            session_id: Some(8),
+            vlan: Some(4),
+            outer: addrs("10.0.0.3", "10.0.0.4"),
+        });
+        let o = other.identities(&s);
+        assert_ne!(o.domain, u.domain);
+        assert_ne!(o.vantage, u.vantage);
         assert_eq!(TunnelContext::new().identities(&s), ContextIds::default());
     }
 

@@ -67,6 +67,25 @@ pub enum Transport<'a> {
     },
 }
 
+impl Transport<'_> {
+    /// The ports as the packet carries them: source and destination for TCP
+    /// and UDP, type and code for ICMP, zeros otherwise.
+    pub fn ports(&self) -> (u16, u16) {
+        match *self {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Udp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+            Transport::Icmp {
+                icmp_type, code, ..
+            } => (u16::from(icmp_type), u16::from(code)),
+            Transport::Other { .. } => (0, 0),
+        }
+    }
+}
+
 /// The innermost IP packet of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InnerPacket<'a> {

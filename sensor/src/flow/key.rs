@@ -32,12 +32,6 @@ impl PacketTuple {
     /// as Zeek and Community ID do, so an echo reply meets its request.
     pub fn of(p: &InnerPacket<'_>) -> Self {
         let (sp, dp) = match p.transport {
-            Transport::Tcp {
-                src_port, dst_port, ..
-            }
-            | Transport::Udp {
-                src_port, dst_port, ..
-            } => (src_port, dst_port),
             // A two-way type is keyed as (type, counterpart type), so a reply
             // (0, 8) meets its request (8, 0) once the endpoints are ordered.
             Transport::Icmp {
@@ -46,7 +40,7 @@ impl PacketTuple {
                 let (s, d, _one_way) = icmp_ports(p.proto, icmp_type, code);
                 (s, d)
             }
-            Transport::Other { .. } => (0, 0),
+            other => other.ports(),
         };
         Self {
             proto: p.proto,

@@ -21,6 +21,15 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+/// An Ethernet frame captured at `ts_us`.
+pub fn ethernet_frame(ts_us: i64, data: Vec<u8>) -> Frame {
+    Frame {
+        ts_us,
+        link: LinkType::Ethernet,
+        data,
+    }
+}
+
 /// An inner TCP/IPv4 Ethernet frame.
 pub fn tcp_frame(
     src: [u8; 4],

@@ -11,17 +11,14 @@
 //! nothing accepted is lost). Does not: steer (there is one shard).
 
 use super::publish::Publisher;
-use super::receiver::wall_clock_us;
-use super::worker::{IDLE_WAIT, RECORD_CHUNK};
+use super::receiver::{account_datagram, wall_clock_us};
+use super::worker::{IDLE_WAIT, send_records};
 use crate::capture::socket::{RecvBatch, TunnelSocket, wait_any_readable};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
-use crate::decap::tunnel::OuterAddrs;
-use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Frontend, Worker};
 use crossbeam_channel::Sender;
 use nucleus_proto::Record;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -128,7 +125,7 @@ impl InlineLoop {
                 if let Some(now) = clock.advance(now_us) {
                     fe.tick(now);
                     let records = worker.tick(now);
-                    self.send(records, &mut worker.counters);
+                    send_records(&self.records, records, &mut worker.counters);
                 }
                 self.rx_publisher.publish(&fe.counters, 0);
                 let active = worker.active_flows() as u64;
@@ -136,7 +133,7 @@ impl InlineLoop {
             }
         }
         let records = worker.finish();
-        self.send(records, &mut worker.counters);
+        send_records(&self.records, records, &mut worker.counters);
         self.rx_publisher.publish(&fe.counters, 0);
         self.worker_publisher.publish(&worker.counters, 0);
     }
@@ -161,56 +158,21 @@ impl InlineLoop {
         let mut latest = i64::MIN;
         for i in 0..n {
             let Some(d) = batch.get(i) else { continue };
-            if let (Some(total), Some(seen)) = (d.kernel_drops, kernel_drops_seen.get_mut(socket)) {
-                let delta = total.wrapping_sub(*seen);
-                *seen = total;
-                fe.counters
-                    .drop_n(Drop::KernelSocketOverflow, u64::from(delta));
-            }
-            if d.truncated {
-                fe.counters.anomaly(Anomaly::DatagramTruncated);
-            }
-            let ts_us = d.ts_us.unwrap_or(wall_us);
+            let Some(seen) = kernel_drops_seen.get_mut(socket) else {
+                continue;
+            };
+            let (ts_us, outer) = account_datagram(&d, local, wall_us, seen, &mut fe.counters);
             latest = latest.max(ts_us);
             if let Some(now) = clock.advance(ts_us) {
                 fe.tick(now);
                 let records = worker.tick(now);
-                self.send(records, &mut worker.counters);
+                send_records(&self.records, records, &mut worker.counters);
             }
-            let outer = OuterAddrs {
-                src: d
-                    .peer
-                    .map_or(unspecified(local.ip()), |p| p.ip().to_canonical()),
-                dst: d.local_ip.unwrap_or(local.ip()).to_canonical(),
-            };
             let wire_len = u32::try_from(d.len).unwrap_or(u32::MAX);
             fe.ingest_datagram(tunnel, outer, d.payload, wire_len, ts_us, |p, ctx, _| {
                 worker.process(p, ctx, ts_us);
             });
         }
         latest
-    }
-
-    fn send(&self, mut records: Vec<Record>, counters: &mut Counters) {
-        while !records.is_empty() {
-            let rest = if records.len() > RECORD_CHUNK {
-                records.split_off(RECORD_CHUNK)
-            } else {
-                Vec::new()
-            };
-            let n = records.len() as u64;
-            if self.records.send(records).is_err() {
-                counters.drop_n(Drop::OutputError, n + rest.len() as u64);
-                return;
-            }
-            records = rest;
-        }
-    }
-}
-
-fn unspecified(like: IpAddr) -> IpAddr {
-    match like {
-        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
     }
 }

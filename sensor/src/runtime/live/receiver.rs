@@ -12,13 +12,13 @@
 
 use super::batch::{BATCH_MAX_AGE, Steer};
 use super::publish::Publisher;
-use crate::capture::socket::{RecvBatch, TunnelSocket};
+use crate::capture::socket::{Datagram, RecvBatch, TunnelSocket};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
 use crate::decap::tunnel::OuterAddrs;
-use crate::metrics::{Anomaly, Drop};
+use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Frontend};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -128,25 +128,11 @@ impl Receiver {
         let local = self.socket.local_addr();
         for i in 0..n {
             let Some(d) = batch.get(i) else { continue };
-            if let Some(total) = d.kernel_drops {
-                let delta = total.wrapping_sub(*kernel_drops_seen);
-                *kernel_drops_seen = total;
-                fe.counters
-                    .drop_n(Drop::KernelSocketOverflow, u64::from(delta));
-            }
-            if d.truncated {
-                fe.counters.anomaly(Anomaly::DatagramTruncated);
-            }
-            let ts_us = d.ts_us.unwrap_or(wall_us);
+            let (ts_us, outer) =
+                account_datagram(&d, local, wall_us, kernel_drops_seen, &mut fe.counters);
             if let Some(now) = clock.advance(ts_us) {
                 fe.tick(now);
             }
-            let outer = OuterAddrs {
-                src: d
-                    .peer
-                    .map_or(unspecified(local.ip()), |p| p.ip().to_canonical()),
-                dst: d.local_ip.unwrap_or(local.ip()).to_canonical(),
-            };
             let payload = d.payload;
             let wire_len = u32::try_from(d.len).unwrap_or(u32::MAX);
             let steer = &mut self.steer;
@@ -165,6 +151,35 @@ impl Receiver {
         self.publisher.batch(n, started.elapsed());
         self.publisher.maybe_publish(&fe.counters, 0);
     }
+}
+
+/// What the receive path learns from one datagram before decoding it:
+/// counts the socket's kernel-drop delta (its SO_RXQ_OVFL counter is
+/// cumulative; `kernel_drops_seen` is the last value) and a truncation, and
+/// returns the packet time (kernel timestamp, else `wall_us`) and the outer
+/// addresses (peer, and the local address the datagram was sent to).
+pub(super) fn account_datagram(
+    d: &Datagram<'_>,
+    local: SocketAddr,
+    wall_us: i64,
+    kernel_drops_seen: &mut u32,
+    counters: &mut Counters,
+) -> (i64, OuterAddrs) {
+    if let Some(total) = d.kernel_drops {
+        let delta = total.wrapping_sub(*kernel_drops_seen);
+        *kernel_drops_seen = total;
+        counters.drop_n(Drop::KernelSocketOverflow, u64::from(delta));
+    }
+    if d.truncated {
+        counters.anomaly(Anomaly::DatagramTruncated);
+    }
+    let outer = OuterAddrs {
+        src: d
+            .peer
+            .map_or(unspecified(local.ip()), |p| p.ip().to_canonical()),
+        dst: d.local_ip.unwrap_or(local.ip()).to_canonical(),
+    };
+    (d.ts_us.unwrap_or(wall_us), outer)
 }
 
 fn unspecified(like: IpAddr) -> IpAddr {

@@ -107,20 +107,27 @@ impl WorkerThread {
         self.publisher.publish(&worker.counters, 0);
     }
 
-    fn send(&self, mut records: Vec<Record>, counters: &mut Counters) {
-        while !records.is_empty() {
-            let rest = if records.len() > RECORD_CHUNK {
-                records.split_off(RECORD_CHUNK)
-            } else {
-                Vec::new()
-            };
-            let n = records.len() as u64;
-            if self.records.send(records).is_err() {
-                // The output thread is gone: these records cannot be written.
-                counters.drop_n(Drop::OutputError, n + rest.len() as u64);
-                return;
-            }
-            records = rest;
+    fn send(&self, records: Vec<Record>, counters: &mut Counters) {
+        send_records(&self.records, records, counters);
+    }
+}
+
+/// Hands records to the output thread in chunks of [`RECORD_CHUNK`],
+/// waiting when its queue is full (nothing accepted is lost); counts them as
+/// `output_error` if the output thread is gone.
+pub fn send_records(tx: &Sender<Vec<Record>>, mut records: Vec<Record>, counters: &mut Counters) {
+    while !records.is_empty() {
+        let rest = if records.len() > RECORD_CHUNK {
+            records.split_off(RECORD_CHUNK)
+        } else {
+            Vec::new()
+        };
+        let n = records.len() as u64;
+        if tx.send(records).is_err() {
+            // The output thread is gone: these records cannot be written.
+            counters.drop_n(Drop::OutputError, n + rest.len() as u64);
+            return;
         }
+        records = rest;
     }
 }
