@@ -231,14 +231,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
             backlog::BACKLOG_LOOPS
         );
         match backlog::measure(o) {
-            Ok((d, s)) => {
-                println!(
-                    "  medians: drain {:.0} pps, sensor {:.0} pps",
-                    d.pps(),
-                    s.pps()
-                );
-                Some((d, s))
-            }
+            Ok((d, s)) => Some((d, s)),
             Err(e) => {
                 println!("  backlog measure failed: {e:#}");
                 None
