@@ -18,15 +18,167 @@ use std::net::IpAddr;
 pub enum Record {
     /// A bidirectional flow (a connection for TCP).
     Flow(FlowRecord),
+    /// A DNS query and its response.
+    Dns(AppRecord<DnsRecord>),
+    /// An HTTP/1.x request and its response.
+    Http(AppRecord<HttpRecord>),
 }
 
 impl Record {
-    /// Start time of the activity, for ordering (microseconds since the epoch).
-    pub fn sort_key(&self) -> (i64, &str) {
+    /// The order records are written in: start time of the activity
+    /// (microseconds since the epoch), the flow's uid, the kind (flows
+    /// first), then the position of a transaction within its flow.
+    pub fn sort_key(&self) -> (i64, &str, u8, u64) {
         match self {
-            Record::Flow(f) => (f.ts.0, f.uid.as_str()),
+            Record::Flow(f) => (f.ts.0, f.uid.as_str(), 0, 0),
+            Record::Dns(r) => (r.ts.0, r.flow.uid.as_str(), 1, r.seq),
+            Record::Http(r) => (r.ts.0, r.flow.uid.as_str(), 2, r.seq),
         }
     }
+}
+
+/// The flow an application record belongs to: its uid, Community ID and
+/// 5-tuple (originator first, as in its [`FlowRecord`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRef {
+    /// The flow's uid.
+    pub uid: String,
+    /// Community ID v1 of the flow.
+    pub community_id: String,
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Originator address.
+    pub src_ip: IpAddr,
+    /// Originator port.
+    pub src_port: u16,
+    /// Responder address.
+    pub dst_ip: IpAddr,
+    /// Responder port.
+    pub dst_port: u16,
+}
+
+/// An application-layer record: when it started, the flow it belongs to,
+/// and the protocol's own fields, all at the top level of its JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppRecord<T> {
+    /// Time of the first packet of the transaction (the request or query;
+    /// the response when no request was seen).
+    pub ts: TimestampMicros,
+    /// The flow.
+    #[serde(flatten)]
+    pub flow: FlowRef,
+    /// Position of the transaction within its flow (0, 1, ...): orders
+    /// records with equal times.
+    #[serde(skip)]
+    pub seq: u64,
+    /// The protocol's fields.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// A registered name when there is one (`"AAAA"`, `"NXDOMAIN"`), the number
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Mnemonic {
+    /// The registered name.
+    Name(&'static str),
+    /// A value with no registered name.
+    Number(u16),
+}
+
+/// A DNS transaction: one query and its response, matched by transaction
+/// id (field names as Zeek's `dns.log`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsRecord {
+    /// DNS transaction id.
+    pub trans_id: u16,
+    /// Seconds from the query to the response, when both were seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<f64>,
+    /// The name queried (presentation format, no trailing dot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The query class (1 = IN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qclass: Option<u16>,
+    /// The query type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<Mnemonic>,
+    /// The response code (`NOERROR`, `NXDOMAIN`, ...); absent with no
+    /// response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<Mnemonic>,
+    /// Authoritative answer.
+    pub aa: bool,
+    /// Truncated.
+    pub tc: bool,
+    /// Recursion desired.
+    pub rd: bool,
+    /// Recursion available.
+    pub ra: bool,
+    /// The answer section of the response.
+    pub answers: Vec<DnsAnswer>,
+    /// A query with no response before the flow ended.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unanswered: bool,
+    /// A response with no query seen.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsolicited: bool,
+}
+
+/// One resource record of a DNS answer section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsAnswer {
+    /// Owner name.
+    pub name: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub rtype: Mnemonic,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// The record's data in presentation format (an address, a name, the
+    /// text of a TXT record, ...).
+    pub data: String,
+}
+
+/// An HTTP/1.x transaction: one request and its response (field names as
+/// Zeek's `http.log`). Bodies are measured, never kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct HttpRecord {
+    /// Position of the request within the connection, from 1.
+    pub trans_depth: u32,
+    /// Request method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The Host header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The request target as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The HTTP version of the request (`1.1`), else of the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The User-Agent header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The response's status code (the final one after `100 Continue`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// The response's reason phrase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_msg: Option<String>,
+    /// Request body bytes (after removing chunked transfer coding).
+    pub request_body_len: u64,
+    /// Response body bytes (after removing chunked transfer coding).
+    pub response_body_len: u64,
+    /// The response's Content-Type header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The `100 Continue` (or other 1xx) status seen before the final one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info_code: Option<u16>,
 }
 
 /// A point in time in microseconds since the Unix epoch (UTC), written as

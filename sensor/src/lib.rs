@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod config;
 pub mod decap;
+pub mod dissect;
 pub mod flow;
 pub mod health;
 pub mod metrics;

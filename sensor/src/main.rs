@@ -178,6 +178,14 @@ fn print_stats(s: &RunSummary) {
     let _ = writeln!(e, "drops: {}", c.total_drops());
     let _ = writeln!(e, "drops_by_reason: {}", c.drop_summary());
     let _ = writeln!(e, "anomalies_by_reason: {}", c.anomaly_summary());
+    let _ = writeln!(e, "app_records: {}", c.app_record_summary());
+    let _ = writeln!(e, "app_anomalies: {}", c.app_anomaly_summary());
+    let _ = writeln!(
+        e,
+        "tcp_out_of_order_segments: {}",
+        c.tcp_out_of_order_segments
+    );
+    let _ = writeln!(e, "tcp_gap_bytes: {}", c.tcp_gap_bytes);
     let _ = writeln!(e, "elapsed_s: {secs:.6}");
     let _ = writeln!(e, "pps: {:.1}", c.packets as f64 / secs);
     let _ = writeln!(e, "gbps: {:.4}", c.bytes as f64 * 8.0 / secs / 1e9);

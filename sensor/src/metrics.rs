@@ -79,6 +79,9 @@ reasons! {
         /// Datagram longer than `live.buffer_bytes` (MSG_TRUNC): decoded as
         /// far as it goes, its inner packet counted as truncated.
         DatagramTruncated => "datagram_truncated",
+        /// TCP bytes sent twice with different content (the first copy is
+        /// kept, as the reassembly policy says).
+        TcpOverlapDiffering => "tcp_overlap_differing",
     }
 }
 
@@ -110,6 +113,12 @@ reasons! {
         OutputQueueFull => "output_queue_full",
         /// Records that could not be written (output error).
         OutputError => "output_error",
+        /// A TCP hole given up (delivered as a gap) because one direction
+        /// held `reassembly.max_stream_bytes` or `max_stream_segments`.
+        ReassemblyStreamCap => "reassembly_stream_cap",
+        /// A TCP hole given up, or out-of-order data not held, because the
+        /// worker held `reassembly.max_bytes`.
+        ReassemblyBudgetCap => "reassembly_budget_cap",
     }
 }
 
@@ -140,6 +149,14 @@ pub struct Counters {
     pub anomalies: [u64; Anomaly::COUNT],
     /// Drops by reason.
     pub drops: [u64; Drop::COUNT],
+    /// TCP segments that arrived ahead of a hole in their stream.
+    pub tcp_out_of_order_segments: u64,
+    /// TCP stream bytes delivered to dissectors as gaps (missing).
+    pub tcp_gap_bytes: u64,
+    /// Application records (DNS, HTTP, ...) emitted, by protocol.
+    pub app_records: Vec<(&'static str, u64)>,
+    /// Dissector anomalies by (protocol, reason); a few fixed names each.
+    pub app_anomalies: Vec<(&'static str, &'static str, u64)>,
 }
 
 impl Default for Counters {
@@ -157,6 +174,10 @@ impl Default for Counters {
             truncated_bytes: 0,
             anomalies: [0; Anomaly::COUNT],
             drops: [0; Drop::COUNT],
+            tcp_out_of_order_segments: 0,
+            tcp_gap_bytes: 0,
+            app_records: Vec::new(),
+            app_anomalies: Vec::new(),
         }
     }
 }
@@ -192,6 +213,56 @@ impl Counters {
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
         }
+        self.tcp_out_of_order_segments += o.tcp_out_of_order_segments;
+        self.tcp_gap_bytes += o.tcp_gap_bytes;
+        for &(p, n) in &o.app_records {
+            self.app_record_n(p, n);
+        }
+        for &(p, r, n) in &o.app_anomalies {
+            self.app_anomaly_n(p, r, n);
+        }
+    }
+
+    /// Counts `n` application records of `protocol`.
+    pub fn app_record_n(&mut self, protocol: &'static str, n: u64) {
+        match self.app_records.iter_mut().find(|(p, _)| *p == protocol) {
+            Some((_, c)) => *c += n,
+            None => self.app_records.push((protocol, n)),
+        }
+    }
+
+    /// Counts `n` anomalies of `protocol` for `reason`.
+    pub fn app_anomaly_n(&mut self, protocol: &'static str, reason: &'static str, n: u64) {
+        match self
+            .app_anomalies
+            .iter_mut()
+            .find(|(p, r, _)| *p == protocol && *r == reason)
+        {
+            Some((_, _, c)) => *c += n,
+            None => self.app_anomalies.push((protocol, reason, n)),
+        }
+    }
+
+    /// `protocol/reason=count` pairs of the dissectors' anomalies.
+    pub fn app_anomaly_summary(&self) -> String {
+        let mut v: Vec<String> = self
+            .app_anomalies
+            .iter()
+            .map(|(p, r, n)| format!("{p}/{r}={n}"))
+            .collect();
+        v.sort();
+        v.join(" ")
+    }
+
+    /// `protocol=count` pairs of the application records.
+    pub fn app_record_summary(&self) -> String {
+        let mut v: Vec<String> = self
+            .app_records
+            .iter()
+            .map(|(p, n)| format!("{p}={n}"))
+            .collect();
+        v.sort();
+        v.join(" ")
     }
 
     /// Total drops over every reason.
@@ -258,6 +329,15 @@ impl ThreadRole {
     }
 }
 
+/// A worker's state gauges, published with its counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Flows tracked now.
+    pub active_flows: u64,
+    /// Out-of-order TCP bytes held now.
+    pub reassembly_bytes: u64,
+}
+
 /// A thread's published state: copied from its own plain counters every
 /// batch or so (one uncontended lock per publication, never per packet).
 #[derive(Debug, Clone)]
@@ -266,6 +346,8 @@ pub struct ThreadSnapshot {
     pub counters: Counters,
     /// Flows tracked now (workers).
     pub active_flows: u64,
+    /// Out-of-order TCP bytes held now (workers).
+    pub reassembly_bytes: u64,
     /// Items per batch (datagrams per receive call; packets per worker batch).
     pub batch_size: hdrhistogram::Histogram<u64>,
     /// Processing time per batch, in nanoseconds.
@@ -281,6 +363,7 @@ impl ThreadSnapshot {
         Self {
             counters: Counters::default(),
             active_flows: 0,
+            reassembly_bytes: 0,
             batch_size: new_histogram(1 << 20),
             batch_latency_ns: new_histogram(60_000_000_000),
             heartbeat: Instant::now(),

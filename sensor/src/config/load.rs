@@ -17,8 +17,8 @@
 use super::args::RunArgs;
 use super::validate::Invalid;
 use super::{
-    CommunityIdConfig, DecapConfig, DefragConfig, FlowConfig, HealthConfig, LiveConfig,
-    OutputConfig, PipelineConfig, SensorConfig,
+    CommunityIdConfig, DecapConfig, DefragConfig, DissectConfig, FlowConfig, HealthConfig,
+    LiveConfig, OutputConfig, PipelineConfig, ReassemblyConfig, SensorConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub(crate) struct ConfigFile {
     defrag: DefragConfig,
     flows: FlowConfig,
     community_id: CommunityIdConfig,
+    reassembly: ReassemblyConfig,
+    dissect: DissectConfig,
     live: LiveConfig,
     health: HealthConfig,
     output: OutputConfig,
@@ -46,6 +48,8 @@ impl From<ConfigFile> for SensorConfig {
                 defrag: f.defrag,
                 flows: f.flows,
                 community_id: f.community_id,
+                reassembly: f.reassembly,
+                dissect: f.dissect,
             },
             live: f.live,
             health: f.health,
@@ -61,6 +65,8 @@ impl From<SensorConfig> for ConfigFile {
             defrag: c.pipeline.defrag,
             flows: c.pipeline.flows,
             community_id: c.pipeline.community_id,
+            reassembly: c.pipeline.reassembly,
+            dissect: c.pipeline.dissect,
             live: c.live,
             health: c.health,
             output: c.output,

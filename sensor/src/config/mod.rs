@@ -9,7 +9,7 @@
 //! anything at packet time, bind sockets or open files.
 //!
 //! The file has one table per section — `[decap]`, `[defrag]`, `[flows]`,
-//! `[community_id]`, `[live]`, `[health]`, `[output]` — whose keys are the
+//! `[community_id]`, `[reassembly]`, `[dissect]`, `[live]`, `[health]`, `[output]` — whose keys are the
 //! field names below; durations are strings such as `"10s"` or `"500ms"`,
 //! addresses strings such as `"0.0.0.0:4789"` or `"[::]:4789"`.
 //! `deploy/sensor.toml` lists every key with its default.
@@ -39,6 +39,10 @@ pub struct PipelineConfig {
     pub flows: FlowConfig,
     /// Community ID.
     pub community_id: CommunityIdConfig,
+    /// TCP stream reassembly caps.
+    pub reassembly: ReassemblyConfig,
+    /// Application-layer dissectors.
+    pub dissect: DissectConfig,
 }
 
 /// Decapsulation settings.
@@ -185,6 +189,66 @@ impl Default for FlowConfig {
             duplicate_window: Duration::from_millis(500),
             likely_server_ports_tcp: DEFAULT_LIKELY_SERVER_PORTS_TCP.to_vec(),
             likely_server_ports_udp: DEFAULT_LIKELY_SERVER_PORTS_UDP.to_vec(),
+        }
+    }
+}
+
+/// TCP stream reassembly caps (per worker). Out-of-order data is held
+/// until the hole before it fills; past a cap the hole is given up on and
+/// delivered to the dissector as a gap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReassemblyConfig {
+    /// Out-of-order bytes held for one direction of one connection.
+    pub max_stream_bytes: usize,
+    /// Out-of-order segments held for one direction of one connection.
+    pub max_stream_segments: usize,
+    /// Out-of-order bytes held over all connections of a worker.
+    pub max_bytes: usize,
+}
+
+impl Default for ReassemblyConfig {
+    fn default() -> Self {
+        Self {
+            max_stream_bytes: 256 * 1024,
+            max_stream_segments: 512,
+            max_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Application-layer dissectors (per worker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DissectConfig {
+    /// Protocols to identify and dissect (names from the registry: `dns`,
+    /// `http`); empty turns dissection and TCP reassembly off.
+    pub protocols: Vec<String>,
+    /// Transactions waiting for their other half in one flow (queries
+    /// without responses, pipelined requests); beyond it the oldest is
+    /// reported incomplete.
+    pub max_pending_transactions: usize,
+    /// Bytes a dissector may buffer for one flow (a message or header split
+    /// across segments).
+    pub max_buffered_bytes: usize,
+    /// Bytes of each TCP direction kept while the protocol is not yet known;
+    /// a flow still unidentified past them is left undissected.
+    pub probe_bytes: usize,
+    /// UDP datagrams probed per flow before it is left undissected.
+    pub probe_datagrams: u32,
+}
+
+impl Default for DissectConfig {
+    fn default() -> Self {
+        Self {
+            protocols: crate::dissect::REGISTRY
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect(),
+            max_pending_transactions: 64,
+            max_buffered_bytes: 64 * 1024,
+            probe_bytes: 2048,
+            probe_datagrams: 4,
         }
     }
 }

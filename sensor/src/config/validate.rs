@@ -176,6 +176,50 @@ impl SensorConfig {
             2,
         )?;
 
+        let r = &self.pipeline.reassembly;
+        at_least(
+            "reassembly",
+            "max_stream_bytes",
+            as_u64(r.max_stream_bytes),
+            1,
+        )?;
+        at_least(
+            "reassembly",
+            "max_stream_segments",
+            as_u64(r.max_stream_segments),
+            1,
+        )?;
+        at_least("reassembly", "max_bytes", as_u64(r.max_bytes), 1)?;
+
+        let a = &self.pipeline.dissect;
+        for name in &a.protocols {
+            if crate::dissect::by_name(name).is_none() {
+                let known: Vec<&str> = crate::dissect::REGISTRY.iter().map(|p| p.name).collect();
+                let m = format!("unknown protocol {name:?} (known: {})", known.join(", "));
+                return fail("dissect", "protocols", m);
+            }
+        }
+        at_least(
+            "dissect",
+            "max_pending_transactions",
+            as_u64(a.max_pending_transactions),
+            1,
+        )?;
+        at_least(
+            "dissect",
+            "max_buffered_bytes",
+            as_u64(a.max_buffered_bytes),
+            512,
+        )?;
+        range("dissect", "probe_bytes", as_u64(a.probe_bytes), 16, 65_536)?;
+        range(
+            "dissect",
+            "probe_datagrams",
+            u64::from(a.probe_datagrams),
+            1,
+            64,
+        )?;
+
         let t = &self.pipeline.flows;
         at_least("flows", "max_flows", as_u64(t.max_flows), 1)?;
         for (key, d) in [

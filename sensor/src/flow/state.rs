@@ -2,6 +2,7 @@
 //! per-direction counters, recent packet identities (to recognise copies
 //! from a second mirror session), vantages, aliases.
 
+use super::app::AppState;
 use super::key::{Endpoint, FlowKey, PacketTuple};
 use super::tcp_state::TcpConnection;
 use crate::decap::tunnel::Encap;
@@ -56,7 +57,7 @@ pub(super) enum Adoption {
 }
 
 /// One tracked flow.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Flow {
     pub(super) key: FlowKey,
     pub(super) aliases: ArrayVec<FlowKey, { MAX_VANTAGES - 1 }>,
@@ -76,6 +77,25 @@ pub(super) struct Flow {
     pub(super) recent: [Recent; RECENT],
     pub(super) recent_next: usize,
     pub(super) duplicate_pkts: u64,
+    /// The application layer: protocol, reassembly, dissector.
+    pub(super) app: AppSlot,
+    /// The protocol, once identified.
+    pub(super) service: Option<&'static str>,
+    /// Application records emitted so far.
+    pub(super) app_seq: u64,
+}
+
+/// A flow's application layer.
+#[derive(Debug, Default)]
+pub(super) enum AppSlot {
+    /// No payload seen yet.
+    #[default]
+    NotYet,
+    /// Probing or dissecting.
+    Active(Box<AppState>),
+    /// Nothing more wanted (no protocol matched, the dissector is done, or
+    /// dissection is off).
+    Finished,
 }
 
 impl Flow {

@@ -4,16 +4,19 @@
 //! key and aliases are exactly the keys that point at it; `live` counts the
 //! occupied slots and never exceeds `flows.max_flows`.
 
+use super::app::{AppShared, AppState, Outcome};
 use super::community_id::CommunityId;
 use super::key::{FlowKey, PacketTuple};
+use super::reassembly::Segment;
 use super::state::{
-    Adoption, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet, RECENT, Recent,
+    Adoption, AppSlot, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet, RECENT, Recent,
 };
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
-use super::to_record::flow_record;
-use crate::config::{CommunityIdConfig, FlowConfig};
+use super::to_record::{app_record, flow_record};
+use crate::config::{FlowConfig, PipelineConfig};
 use crate::decap::tunnel::TunnelContext;
 use crate::decap::{InnerPacket, Transport};
+use crate::dissect::L4;
 use crate::metrics::{Counters, Drop};
 use crate::packet::Direction;
 use arrayvec::ArrayVec;
@@ -38,6 +41,8 @@ pub struct FlowTable {
     /// The configured durations in microseconds, converted once: they are
     /// compared on every packet.
     us: DurationsUs,
+    /// Dissector settings, reassembly budget and scratch space.
+    app: AppShared,
 }
 
 /// `FlowConfig`'s durations in microseconds of packet time.
@@ -69,7 +74,9 @@ impl DurationsUs {
 
 impl FlowTable {
     /// An empty table.
-    pub fn new(cfg: FlowConfig, cid: &CommunityIdConfig) -> Self {
+    pub fn new(pipeline: &PipelineConfig) -> Self {
+        let cfg = pipeline.flows.clone();
+        let cid = &pipeline.community_id;
         let seed = 0x6d69_7272_6f72;
         Self {
             hasher: FixedState::with_seed(seed),
@@ -82,8 +89,14 @@ impl FlowTable {
             server_ports_tcp: PortSet::new(&cfg.likely_server_ports_tcp),
             server_ports_udp: PortSet::new(&cfg.likely_server_ports_udp),
             us: DurationsUs::new(&cfg),
+            app: AppShared::new(&pipeline.reassembly, &pipeline.dissect),
             cfg,
         }
+    }
+
+    /// Out-of-order TCP bytes held by the table's streams now.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.app.budget.used
     }
 
     /// Flows tracked now.
@@ -220,6 +233,7 @@ impl FlowTable {
         d.truncated_bytes += u64::from(p.truncated_bytes);
         counters.truncated_bytes += u64::from(p.truncated_bytes);
         let mut moves_clock = true;
+        let mut dir = dir;
         match (p.transport, seg) {
             (Transport::Tcp { flags, .. }, Some(seg)) => {
                 d.tcp_flags |= flags;
@@ -230,6 +244,10 @@ impl FlowTable {
                 if tcp.on_segment(dir, &seg) == RoleChange::Flip {
                     std::mem::swap(&mut flow.orig, &mut flow.resp);
                     flow.dirs.swap(0, 1);
+                    dir = dir.reverse();
+                    if let AppSlot::Active(a) = &mut flow.app {
+                        a.flip();
+                    }
                 }
             }
             (Transport::Udp { payload_len, .. }, _)
@@ -241,6 +259,115 @@ impl FlowTable {
         }
         if moves_clock {
             flow.last_us = flow.last_us.max(ts_us);
+        }
+        if !matches!(flow.app, AppSlot::Finished) {
+            self.feed_app(slot, dir, p, ts_us, out, counters);
+        }
+    }
+
+    /// Hands a packet's payload to the flow's application layer (creating
+    /// it at the first packet that matters), then turns what it emitted
+    /// into records.
+    fn feed_app(
+        &mut self,
+        slot: u32,
+        dir: Direction,
+        p: &InnerPacket<'_>,
+        ts_us: i64,
+        out: &mut Vec<Record>,
+        counters: &mut Counters,
+    ) {
+        let Some(flow) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let (l4, segment, datagram) = match p.transport {
+            Transport::Tcp {
+                flags,
+                seq,
+                payload,
+                payload_len,
+                ..
+            } => {
+                let syn = flags & crate::decap::tcp_flags::SYN != 0;
+                let fin = flags & crate::decap::tcp_flags::FIN != 0;
+                let rst = flags & crate::decap::tcp_flags::RST != 0;
+                if payload_len == 0 && !syn && !fin {
+                    return;
+                }
+                let seg = Segment {
+                    seq,
+                    syn,
+                    fin,
+                    rst,
+                    payload,
+                    claimed_len: payload_len,
+                };
+                (L4::Tcp, Some(seg), None)
+            }
+            Transport::Udp { payload, .. } if !payload.is_empty() => (L4::Udp, None, Some(payload)),
+            _ => return,
+        };
+        if matches!(flow.app, AppSlot::NotYet) {
+            flow.app = if self.app.wants(l4) {
+                AppSlot::Active(Box::new(AppState::new(
+                    l4,
+                    (flow.orig.port, flow.resp.port),
+                )))
+            } else {
+                AppSlot::Finished
+            };
+        }
+        let AppSlot::Active(app) = &mut flow.app else {
+            return;
+        };
+        let outcome = match (segment, datagram) {
+            (Some(seg), _) => app.tcp_segment(&mut self.app, dir, &seg, ts_us),
+            (None, Some(payload)) => app.udp_datagram(&mut self.app, dir, payload, ts_us),
+            (None, None) => Outcome::Continue,
+        };
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Identified(name) => flow.service = Some(name),
+            Outcome::Finished => {
+                if let AppSlot::Active(a) = &flow.app {
+                    flow.service = flow.service.or(a.service());
+                }
+                flow.app = AppSlot::Finished;
+            }
+        }
+        self.take_app_output(slot as usize, out, counters);
+    }
+
+    /// Moves what the application layer emitted and counted into `out` and
+    /// `counters`.
+    fn take_app_output(&mut self, slot: usize, out: &mut Vec<Record>, counters: &mut Counters) {
+        let st = std::mem::take(&mut self.app.stats);
+        if st != Default::default() {
+            counters.tcp_out_of_order_segments += st.out_of_order_segments;
+            counters.tcp_gap_bytes += st.gap_bytes;
+            counters.anomalies[crate::metrics::Anomaly::TcpOverlapDiffering as usize] +=
+                st.overlap_differing;
+            counters.drop_n(Drop::ReassemblyStreamCap, st.stream_cap_hits);
+            counters.drop_n(Drop::ReassemblyBudgetCap, st.budget_cap_hits);
+        }
+        if self.app.emitted.is_empty() && self.app.anomalies.is_empty() {
+            return;
+        }
+        let Some(flow) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            self.app.emitted.clear();
+            self.app.anomalies.clear();
+            return;
+        };
+        let protocol = flow.service.unwrap_or("unknown");
+        for reason in self.app.anomalies.drain(..) {
+            counters.app_anomaly_n(protocol, reason, 1);
+        }
+        for e in self.app.emitted.drain(..) {
+            let r = app_record(flow, &self.community_id, e);
+            counters.records += 1;
+            counters.app_record_n(protocol, 1);
+            flow.app_seq += 1;
+            out.push(r);
         }
     }
 
@@ -349,6 +476,9 @@ impl FlowTable {
             recent: [Recent::default(); RECENT],
             recent_next: 0,
             duplicate_pkts: 0,
+            app: AppSlot::NotYet,
+            service: None,
+            app_seq: 0,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -416,6 +546,16 @@ impl FlowTable {
     }
 
     fn end(&mut self, slot: usize, out: &mut Vec<Record>, counters: &mut Counters) {
+        // The application layer reports what is pending first (its records
+        // start before the flow's own, which is written when it ends).
+        if let Some(flow) = self.slots.get_mut(slot).and_then(Option::as_mut)
+            && let AppSlot::Active(app) = &mut flow.app
+        {
+            app.close(&mut self.app, flow.last_us);
+            flow.service = flow.service.or(app.service());
+            flow.app = AppSlot::Finished;
+            self.take_app_output(slot, out, counters);
+        }
         let Some(flow) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };

@@ -5,14 +5,15 @@ use super::community_id::CommunityId;
 use super::state::Flow;
 use crate::decap::tcp_flags;
 use crate::decap::tunnel::TunnelContext;
+use crate::dissect::{AppEvent, Emitted};
 use crate::packet::Direction;
 use foldhash::fast::FixedState;
-use nucleus_proto::{FlowRecord, Proto, TimestampMicros, TunnelLayer};
+use nucleus_proto::{AppRecord, FlowRecord, FlowRef, Proto, Record, TimestampMicros, TunnelLayer};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 /// A deterministic uid: `C` and 18 base62 digits of a 128-bit hash of the
 /// flow key and its first timestamp.
-fn uid(f: &Flow) -> String {
+pub(super) fn uid(f: &Flow) -> String {
     let mut h1 = FixedState::with_seed(0x7569_6431).build_hasher();
     let mut h2 = FixedState::with_seed(0x7569_6432).build_hasher();
     for h in [&mut h1, &mut h2] {
@@ -111,9 +112,38 @@ pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
         missed_bytes: missed,
         truncated_bytes: o.truncated_bytes + r.truncated_bytes,
         duration: (f.last_us - f.first_us) as f64 / 1e6,
-        service: None,
+        service: f.service.map(str::to_string),
         tunnel,
         vantages: u32::try_from(f.vantages.len().max(1)).unwrap_or(u32::MAX),
         duplicate_pkts: f.duplicate_pkts,
+    }
+}
+
+/// An application record of `f`, with the flow's identity.
+pub(super) fn app_record(f: &Flow, cid: &CommunityId, e: Emitted) -> Record {
+    let flow = FlowRef {
+        uid: uid(f),
+        community_id: cid.compute(f.orig.addr, f.resp.addr, f.proto, f.orig.port, f.resp.port),
+        proto: Proto(f.proto),
+        src_ip: f.orig.addr,
+        src_port: f.orig.port,
+        dst_ip: f.resp.addr,
+        dst_port: f.resp.port,
+    };
+    let ts = TimestampMicros(e.ts_us);
+    let seq = f.app_seq;
+    match e.event {
+        AppEvent::Dns(body) => Record::Dns(AppRecord {
+            ts,
+            flow,
+            seq,
+            body,
+        }),
+        AppEvent::Http(body) => Record::Http(AppRecord {
+            ts,
+            flow,
+            seq,
+            body,
+        }),
     }
 }

@@ -46,7 +46,7 @@ const LATENCY_BOUNDS_NS: [u64; 19] = [
 type CounterField = (&'static str, &'static str, fn(&Counters) -> u64);
 
 /// Per-thread counters: family name (without `_total`), help, field.
-const COUNTER_FIELDS: [CounterField; 9] = [
+const COUNTER_FIELDS: [CounterField; 11] = [
     (
         "sensor_packets",
         "Packets handled by the thread (receivers: datagrams read).",
@@ -85,6 +85,16 @@ const COUNTER_FIELDS: [CounterField; 9] = [
         "sensor_flows_expired",
         "Flows ended (timeout, close or end of input).",
         |c| c.flows_expired,
+    ),
+    (
+        "sensor_tcp_out_of_order_segments",
+        "TCP segments that arrived ahead of a hole in their stream.",
+        |c| c.tcp_out_of_order_segments,
+    ),
+    (
+        "sensor_tcp_gap_bytes",
+        "TCP stream bytes delivered to dissectors as gaps.",
+        |c| c.tcp_gap_bytes,
     ),
 ];
 
@@ -132,6 +142,7 @@ struct ThreadView {
     role: ThreadRole,
     counters: Counters,
     active_flows: u64,
+    reassembly_bytes: u64,
     batch_size: BucketedHistogram,
     batch_latency: BucketedHistogram,
 }
@@ -152,6 +163,7 @@ fn thread_views(stats: &LiveStats) -> Vec<ThreadView> {
                 role: t.role,
                 counters: s.counters.clone(),
                 active_flows: s.active_flows,
+                reassembly_bytes: s.reassembly_bytes,
                 batch_size: bucketize(&s.batch_size, &SIZE_BOUNDS, 1.0),
                 batch_latency: bucketize(&s.batch_latency_ns, &LATENCY_BOUNDS_NS, 1e9),
             }
@@ -267,6 +279,41 @@ impl Collector for SensorCollector {
                 let n = v.counters.drops[*d as usize];
                 ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
             }
+        }
+        let mut m = enc.encode_descriptor(
+            "sensor_app_records",
+            "Application records emitted, by protocol.",
+            None,
+            MetricType::Counter,
+        )?;
+        for v in &views {
+            let [thread, role] = v.labels();
+            for &(protocol, n) in &v.counters.app_records {
+                let labels = [thread, role, ("protocol", protocol)];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "sensor_app_anomalies",
+            "Dissector anomalies, by protocol and reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for v in &views {
+            let [thread, role] = v.labels();
+            for &(protocol, reason, n) in &v.counters.app_anomalies {
+                let labels = [thread, role, ("protocol", protocol), ("reason", reason)];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "sensor_reassembly_buffered_bytes",
+            "Out-of-order TCP bytes held now (cap: reassembly.max_bytes per worker).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for v in &views {
+            ConstGauge::new(v.reassembly_bytes).encode(m.encode_family(&v.labels())?)?;
         }
         let mut m = enc.encode_descriptor(
             "sensor_flows_active",

@@ -177,7 +177,7 @@ impl Worker {
     /// A worker for the configuration.
     pub fn new(cfg: &PipelineConfig) -> Self {
         Self {
-            flows: FlowTable::new(cfg.flows.clone(), &cfg.community_id),
+            flows: FlowTable::new(cfg),
             counters: Counters::default(),
             out: Vec::new(),
         }
@@ -206,6 +206,14 @@ impl Worker {
     /// Flows tracked now.
     pub fn active_flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// The worker's state gauges.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        crate::metrics::Gauges {
+            active_flows: self.flows.len() as u64,
+            reassembly_bytes: self.flows.reassembly_bytes() as u64,
+        }
     }
 
     fn take_sorted(&mut self) -> Vec<Record> {

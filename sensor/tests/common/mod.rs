@@ -111,8 +111,9 @@ pub fn run(cfg: &PipelineConfig, frames: &[Frame]) -> Vec<Record> {
 pub fn flows(records: &[Record]) -> Vec<&FlowRecord> {
     records
         .iter()
-        .map(|r| match r {
-            Record::Flow(f) => f,
+        .filter_map(|r| match r {
+            Record::Flow(f) => Some(f),
+            _ => None,
         })
         .collect()
 }

@@ -16,6 +16,7 @@ use super::worker::{IDLE_WAIT, send_records};
 use crate::capture::socket::{RecvBatch, TunnelSocket, wait_any_readable};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
+use crate::metrics::Gauges;
 use crate::runtime::{Clock, Frontend, Worker};
 use crossbeam_channel::Sender;
 use nucleus_proto::Record;
@@ -101,8 +102,9 @@ impl InlineLoop {
                         break;
                     }
                 }
-                self.rx_publisher.maybe_publish(&fe.counters, 0);
-                let active = worker.active_flows() as u64;
+                self.rx_publisher
+                    .maybe_publish(&fe.counters, Gauges::default());
+                let active = worker.gauges();
                 self.worker_publisher
                     .maybe_publish(&worker.counters, active);
                 if ready != 0 {
@@ -127,15 +129,16 @@ impl InlineLoop {
                     let records = worker.tick(now);
                     send_records(&self.records, records, &mut worker.counters);
                 }
-                self.rx_publisher.publish(&fe.counters, 0);
-                let active = worker.active_flows() as u64;
+                self.rx_publisher.publish(&fe.counters, Gauges::default());
+                let active = worker.gauges();
                 self.worker_publisher.publish(&worker.counters, active);
             }
         }
         let records = worker.finish();
         send_records(&self.records, records, &mut worker.counters);
-        self.rx_publisher.publish(&fe.counters, 0);
-        self.worker_publisher.publish(&worker.counters, 0);
+        self.rx_publisher.publish(&fe.counters, Gauges::default());
+        self.worker_publisher
+            .publish(&worker.counters, Gauges::default());
     }
 
     /// Runs one receive batch to completion; returns the latest packet time.

@@ -8,6 +8,7 @@
 
 use super::publish::Publisher;
 use crate::config::OutputConfig;
+use crate::metrics::Gauges;
 use crate::metrics::{Counters, Drop};
 use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink};
 use anyhow::Context;
@@ -56,9 +57,9 @@ pub fn run(
                 }
                 dirty = true;
                 publisher.batch(chunk.len(), started.elapsed());
-                publisher.maybe_publish(&counters, 0);
+                publisher.maybe_publish(&counters, Gauges::default());
             }
-            Err(RecvTimeoutError::Timeout) => publisher.publish(&counters, 0),
+            Err(RecvTimeoutError::Timeout) => publisher.publish(&counters, Gauges::default()),
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if dirty && last_flush.elapsed() >= FLUSH_EVERY {
@@ -72,5 +73,5 @@ pub fn run(
     if let Err(e) = sink.flush() {
         report(e, &mut counters, 0);
     }
-    publisher.publish(&counters, 0);
+    publisher.publish(&counters, Gauges::default());
 }

@@ -5,6 +5,7 @@
 //! plain counters. Output: its [`ThreadSnapshot`](crate::metrics::ThreadSnapshot)
 //! under one uncontended lock. Does not: count anything itself.
 
+use crate::metrics::Gauges;
 use crate::metrics::{Counters, LiveStats, ThreadRole, ThreadSnapshot, ThreadStats};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,14 +40,14 @@ impl Publisher {
     }
 
     /// Publishes if the last publication is older than [`PUBLISH_EVERY`].
-    pub fn maybe_publish(&mut self, counters: &Counters, active_flows: u64) {
+    pub fn maybe_publish(&mut self, counters: &Counters, gauges: Gauges) {
         if self.last.elapsed() >= PUBLISH_EVERY {
-            self.publish(counters, active_flows);
+            self.publish(counters, gauges);
         }
     }
 
     /// Publishes now (also the heartbeat of an idle thread).
-    pub fn publish(&mut self, counters: &Counters, active_flows: u64) {
+    pub fn publish(&mut self, counters: &Counters, gauges: Gauges) {
         let now = Instant::now();
         self.last = now;
         // A poisoned lock means a reader panicked holding it; the data is
@@ -56,7 +57,8 @@ impl Publisher {
             Err(p) => p.into_inner(),
         };
         s.counters.clone_from(counters);
-        s.active_flows = active_flows;
+        s.active_flows = gauges.active_flows;
+        s.reassembly_bytes = gauges.reassembly_bytes;
         let _ = s.batch_size.add(&self.local.batch_size);
         let _ = s.batch_latency_ns.add(&self.local.batch_latency_ns);
         s.heartbeat = now;

@@ -16,6 +16,7 @@ use crate::capture::socket::{Datagram, RecvBatch, TunnelSocket};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
 use crate::decap::tunnel::OuterAddrs;
+use crate::metrics::Gauges;
 use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Frontend};
 use std::net::{IpAddr, SocketAddr};
@@ -100,7 +101,8 @@ impl Receiver {
                 if let Some(now) = clock.advance(wall_clock_us()) {
                     fe.tick(now);
                 }
-                self.publisher.maybe_publish(&fe.counters, 0);
+                self.publisher
+                    .maybe_publish(&fe.counters, Gauges::default());
                 continue;
             }
             self.process(&batch, n, &mut fe, &mut clock, &mut kernel_drops_seen);
@@ -111,7 +113,7 @@ impl Receiver {
         self.steer.flush_blocking();
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
-        self.publisher.publish(&fe.counters, 0);
+        self.publisher.publish(&fe.counters, Gauges::default());
     }
 
     fn process(
@@ -149,7 +151,8 @@ impl Receiver {
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
         self.publisher.batch(n, started.elapsed());
-        self.publisher.maybe_publish(&fe.counters, 0);
+        self.publisher
+            .maybe_publish(&fe.counters, Gauges::default());
     }
 }
 

@@ -14,6 +14,7 @@ use super::publish::Publisher;
 use crate::config::PipelineConfig;
 use crate::decap::tunnel::TunnelContext;
 use crate::decap::{Decoded, Decoder};
+use crate::metrics::Gauges;
 use crate::metrics::{Counters, Drop};
 use crate::runtime::{Clock, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -85,7 +86,7 @@ impl WorkerThread {
                     }
                     self.publisher.batch(batch.items.len(), started.elapsed());
                     recycle(batch, &self.pool);
-                    let active = worker.active_flows() as u64;
+                    let active = worker.gauges();
                     self.publisher.maybe_publish(&worker.counters, active);
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -96,7 +97,7 @@ impl WorkerThread {
                             self.send(records, &mut worker.counters);
                         }
                     }
-                    let active = worker.active_flows() as u64;
+                    let active = worker.gauges();
                     self.publisher.publish(&worker.counters, active);
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -104,7 +105,7 @@ impl WorkerThread {
         }
         let records = worker.finish();
         self.send(records, &mut worker.counters);
-        self.publisher.publish(&worker.counters, 0);
+        self.publisher.publish(&worker.counters, Gauges::default());
     }
 
     fn send(&self, records: Vec<Record>, counters: &mut Counters) {

@@ -1,0 +1,453 @@
+//! The application layer of one flow: which protocol it speaks, its TCP
+//! streams reassembled into that protocol's dissector, and the records the
+//! dissector emits, given the flow's identity.
+//!
+//! Owns: probing ([`crate::dissect::REGISTRY`] order, port-hinted protocols
+//! first; a protocol that rejects the content in either direction is not
+//! asked again), the bytes kept while probing (`dissect.probe_bytes` per TCP
+//! direction, `dissect.probe_datagrams` UDP datagrams), the two
+//! [`Stream`]s of a TCP flow, and stopping everything once the dissector
+//! needs nothing more (or no protocol matched): from then on the flow costs
+//! only its accounting. Input: a flow's payload-bearing packets, in
+//! packet-time order, from the flow table. Output: [`Emitted`] records in
+//! [`AppShared`], which the table wraps with the flow's uid, 5-tuple and
+//! Community ID. Does not: track TCP state or count the flow's bytes.
+
+use super::reassembly::{Budget, Chunk, Segment, Stats, Stream, StreamLimits};
+use crate::config::{DissectConfig, ReassemblyConfig};
+use crate::dissect::{
+    Context, Dissector, Emitted, L4, Limits, Probe, ProbeInput, Protocol, Want, by_name,
+};
+use crate::packet::Direction;
+
+/// Settings and scratch space shared by the flows of one worker.
+#[derive(Debug)]
+pub struct AppShared {
+    protocols: Vec<&'static Protocol>,
+    limits: Limits,
+    stream: StreamLimits,
+    probe_bytes: usize,
+    probe_datagrams: u32,
+    /// Out-of-order bytes held by every stream of the worker.
+    pub budget: Budget,
+    /// Reassembly counts since the caller last took them.
+    pub stats: Stats,
+    /// Records emitted by the last call, for the caller to take.
+    pub emitted: Vec<Emitted>,
+    /// Anomalies counted by the last call, for the caller to take.
+    pub anomalies: Vec<&'static str>,
+}
+
+impl AppShared {
+    /// The worker's settings.
+    pub fn new(r: &ReassemblyConfig, d: &DissectConfig) -> Self {
+        Self {
+            protocols: d.protocols.iter().filter_map(|n| by_name(n)).collect(),
+            limits: Limits {
+                max_pending_transactions: d.max_pending_transactions,
+                max_buffered_bytes: d.max_buffered_bytes,
+            },
+            stream: StreamLimits {
+                max_bytes: r.max_stream_bytes,
+                max_segments: r.max_stream_segments,
+            },
+            probe_bytes: d.probe_bytes,
+            probe_datagrams: d.probe_datagrams,
+            budget: Budget::new(r.max_bytes),
+            stats: Stats::default(),
+            emitted: Vec::new(),
+            anomalies: Vec::new(),
+        }
+    }
+
+    /// True when some protocol is enabled for `l4`.
+    pub fn wants(&self, l4: L4) -> bool {
+        self.protocols.iter().any(|p| supports(p, l4))
+    }
+}
+
+fn supports(p: &Protocol, l4: L4) -> bool {
+    match l4 {
+        L4::Tcp => p.transports.tcp,
+        L4::Udp => p.transports.udp,
+    }
+}
+
+/// The application state of one flow.
+#[derive(Debug)]
+pub struct AppState {
+    l4: L4,
+    ports: (u16, u16),
+    streams: [Stream; 2],
+    reader: Reader,
+}
+
+#[derive(Debug)]
+struct Reader {
+    phase: Phase,
+    /// Bytes of each TCP direction kept while probing.
+    probe: [Vec<u8>; 2],
+    /// UDP datagrams probed.
+    datagrams: u32,
+    /// Protocols (indexes into `AppShared::protocols`) that rejected the
+    /// content.
+    excluded: u64,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Probing,
+    Active {
+        protocol: &'static Protocol,
+        dissector: Box<dyn Dissector>,
+    },
+    Done,
+}
+
+/// What the flow table learns from one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing new.
+    Continue,
+    /// The flow's protocol is now known.
+    Identified(&'static str),
+    /// Nothing more is wanted from this flow: drop its state.
+    Finished,
+}
+
+impl AppState {
+    /// State for a new flow with these (originator, responder) ports.
+    pub fn new(l4: L4, ports: (u16, u16)) -> Self {
+        Self {
+            l4,
+            ports,
+            streams: [Stream::new(), Stream::new()],
+            reader: Reader {
+                phase: Phase::Probing,
+                probe: [Vec::new(), Vec::new()],
+                datagrams: 0,
+                excluded: 0,
+            },
+        }
+    }
+
+    /// The roles of the flow were swapped: so are the streams and ports.
+    pub fn flip(&mut self) {
+        self.streams.swap(0, 1);
+        self.reader.probe.swap(0, 1);
+        self.ports = (self.ports.1, self.ports.0);
+    }
+
+    /// One TCP segment from `dir`.
+    pub fn tcp_segment(
+        &mut self,
+        sh: &mut AppShared,
+        dir: Direction,
+        seg: &Segment<'_>,
+        ts_us: i64,
+    ) -> Outcome {
+        let before = self.reader.service();
+        let Self {
+            streams,
+            reader,
+            ports,
+            l4,
+        } = self;
+        let AppShared {
+            protocols,
+            limits,
+            stream,
+            probe_bytes,
+            budget,
+            stats,
+            emitted,
+            anomalies,
+            ..
+        } = sh;
+        let mut cx = Context {
+            ts_us,
+            out: emitted,
+            anomalies,
+        };
+        let env = Env {
+            protocols,
+            limits,
+            probe_bytes: *probe_bytes,
+            ports: *ports,
+            l4: *l4,
+        };
+        streams[dir as usize].segment(seg, stream, budget, stats, &mut |chunk| {
+            reader.chunk(&env, &mut cx, dir, chunk)
+        });
+        self.settle(sh, before)
+    }
+
+    /// One UDP datagram's payload from `dir`.
+    pub fn udp_datagram(
+        &mut self,
+        sh: &mut AppShared,
+        dir: Direction,
+        payload: &[u8],
+        ts_us: i64,
+    ) -> Outcome {
+        let before = self.reader.service();
+        let mut cx = Context {
+            ts_us,
+            out: &mut sh.emitted,
+            anomalies: &mut sh.anomalies,
+        };
+        let env = Env {
+            protocols: &sh.protocols,
+            limits: &sh.limits,
+            probe_bytes: sh.probe_bytes,
+            ports: self.ports,
+            l4: self.l4,
+        };
+        let r = &mut self.reader;
+        if matches!(r.phase, Phase::Probing) {
+            r.datagrams += 1;
+            if let Some(p) = r.identify(&env, dir, payload) {
+                r.start(p, &env);
+            } else if r.datagrams >= sh.probe_datagrams || r.all_excluded(&env) {
+                r.phase = Phase::Done;
+            }
+        }
+        if let Phase::Active { dissector, .. } = &mut r.phase
+            && dissector.data(&mut cx, dir, payload) == Want::Done
+        {
+            r.phase = Phase::Done;
+        }
+        self.settle(sh, before)
+    }
+
+    /// The flow ended: delivers what the streams hold, then closes the
+    /// dissector. `ts_us` is the flow's last packet time.
+    pub fn close(&mut self, sh: &mut AppShared, ts_us: i64) {
+        let Self {
+            streams,
+            reader,
+            ports,
+            l4,
+        } = self;
+        let AppShared {
+            protocols,
+            limits,
+            probe_bytes,
+            budget,
+            stats,
+            emitted,
+            anomalies,
+            ..
+        } = sh;
+        let mut cx = Context {
+            ts_us,
+            out: emitted,
+            anomalies,
+        };
+        let env = Env {
+            protocols,
+            limits,
+            probe_bytes: *probe_bytes,
+            ports: *ports,
+            l4: *l4,
+        };
+        for dir in [Direction::Originator, Direction::Responder] {
+            streams[dir as usize].flush(budget, stats, &mut |chunk| {
+                reader.chunk(&env, &mut cx, dir, chunk)
+            });
+        }
+        if let Phase::Active { dissector, .. } = &mut reader.phase {
+            dissector.close(&mut cx);
+        }
+        reader.phase = Phase::Done;
+        for s in streams.iter_mut() {
+            s.stop(budget);
+        }
+    }
+
+    /// Releases what the streams hold (the state is about to be dropped
+    /// without a close).
+    pub fn release(&mut self, sh: &mut AppShared) {
+        for s in self.streams.iter_mut() {
+            s.stop(&mut sh.budget);
+        }
+    }
+
+    fn settle(&mut self, sh: &mut AppShared, before: Option<&'static str>) -> Outcome {
+        let now = self.reader.service();
+        if matches!(self.reader.phase, Phase::Done) {
+            self.release(sh);
+            return Outcome::Finished;
+        }
+        match (before, now) {
+            (None, Some(name)) => Outcome::Identified(name),
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// The protocol, once identified.
+    pub fn service(&self) -> Option<&'static str> {
+        self.reader.service()
+    }
+}
+
+/// What a reader needs from the worker while a stream delivers.
+struct Env<'a> {
+    protocols: &'a [&'static Protocol],
+    limits: &'a Limits,
+    probe_bytes: usize,
+    ports: (u16, u16),
+    l4: L4,
+}
+
+impl Reader {
+    fn service(&self) -> Option<&'static str> {
+        match &self.phase {
+            Phase::Active { protocol, .. } => Some(protocol.name),
+            _ => None,
+        }
+    }
+
+    fn all_excluded(&self, env: &Env<'_>) -> bool {
+        env.protocols
+            .iter()
+            .enumerate()
+            .all(|(i, p)| !supports(p, env.l4) || self.excluded & (1 << i) != 0)
+    }
+
+    /// Probes `data` of `dir` with every protocol not yet excluded, the
+    /// port-hinted ones first; the first match wins.
+    fn identify(
+        &mut self,
+        env: &Env<'_>,
+        dir: Direction,
+        data: &[u8],
+    ) -> Option<&'static Protocol> {
+        let input = ProbeInput {
+            l4: env.l4,
+            dir,
+            ports: env.ports,
+            data,
+        };
+        let hinted =
+            |p: &Protocol| p.ports.contains(&env.ports.0) || p.ports.contains(&env.ports.1);
+        for pass_hinted in [true, false] {
+            for (i, p) in env.protocols.iter().enumerate() {
+                if hinted(p) != pass_hinted || !supports(p, env.l4) || self.excluded & (1 << i) != 0
+                {
+                    continue;
+                }
+                match (p.probe)(&input) {
+                    Probe::Match => return Some(p),
+                    Probe::NoMatch => self.excluded |= 1 << i,
+                    Probe::NeedMore => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn start(&mut self, protocol: &'static Protocol, env: &Env<'_>) {
+        self.phase = Phase::Active {
+            protocol,
+            dissector: (protocol.new)(env.limits, env.l4),
+        };
+    }
+
+    /// One chunk of `dir`'s TCP stream; false when nothing more is wanted.
+    fn chunk(
+        &mut self,
+        env: &Env<'_>,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        chunk: Chunk<'_>,
+    ) -> bool {
+        match &mut self.phase {
+            Phase::Done => false,
+            Phase::Active { dissector, .. } => {
+                let want = match chunk {
+                    Chunk::Data(b) => dissector.data(cx, dir, b),
+                    Chunk::Gap(n) => dissector.gap(cx, dir, n),
+                };
+                if want == Want::Done {
+                    self.phase = Phase::Done;
+                    return false;
+                }
+                true
+            }
+            Phase::Probing => match chunk {
+                // Bytes after a hole cannot be probed from a known start.
+                Chunk::Gap(_) => {
+                    self.probe[dir as usize].clear();
+                    true
+                }
+                Chunk::Data(b) => self.probe_data(env, cx, dir, b),
+            },
+        }
+    }
+
+    fn probe_data(
+        &mut self,
+        env: &Env<'_>,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        b: &[u8],
+    ) -> bool {
+        let d = dir as usize;
+        // Without earlier bytes the chunk is probed where it lies; bytes
+        // are copied only when a probe needs more of them.
+        let kept = self.probe[d].len();
+        let room = env.probe_bytes.saturating_sub(kept);
+        let matched = if kept == 0 {
+            self.identify(env, dir, b)
+        } else {
+            let take = b.len().min(room);
+            self.probe[d].extend_from_slice(&b[..take]);
+            let buf = std::mem::take(&mut self.probe[d]);
+            let m = self.identify(env, dir, &buf);
+            self.probe[d] = buf;
+            m
+        };
+        match matched {
+            Some(p) => {
+                self.start(p, env);
+                // The dissector reads what was probed, this direction first,
+                // then what the other direction sent meanwhile.
+                let mine = std::mem::take(&mut self.probe[d]);
+                let other = std::mem::take(&mut self.probe[1 - d]);
+                let rest = if kept == 0 {
+                    b
+                } else {
+                    &b[b.len().min(room)..]
+                };
+                let feed: [(Direction, &[u8]); 3] =
+                    [(dir, &mine), (dir, rest), (dir.reverse(), &other)];
+                for (fd, bytes) in feed {
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    if !self.chunk(env, cx, fd, Chunk::Data(bytes)) {
+                        return false;
+                    }
+                }
+                true
+            }
+            None if self.all_excluded(env) => {
+                self.phase = Phase::Done;
+                false
+            }
+            None => {
+                if kept == 0 {
+                    let take = b.len().min(env.probe_bytes);
+                    self.probe[d].extend_from_slice(&b[..take]);
+                }
+                if self.probe[d].len() >= env.probe_bytes {
+                    // Undecided after every byte it may keep.
+                    self.phase = Phase::Done;
+                    return false;
+                }
+                true
+            }
+        }
+    }
+}
