@@ -31,6 +31,7 @@ pub mod records;
 pub mod reference;
 pub mod replay;
 pub mod sensor;
+pub mod suricata;
 pub mod tshark;
 pub mod zeek;
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::corpus::Corpus;
 
-/// One conn baseline of one trace.
+/// One baseline log of one trace (conn, dns, http, ...).
 #[derive(Debug, Clone)]
 pub struct ConnBaseline {
     /// Trace path relative to `testing/btest/Traces/`.
@@ -33,6 +33,14 @@ pub struct ConnBaseline {
 /// Every conn baseline (`conn*` files) of the traces whose path starts with
 /// one of `prefixes` and that exist in the corpus, sorted by trace and name.
 pub fn conn_baselines(corpus: &Corpus, prefixes: &[&str]) -> Vec<ConnBaseline> {
+    log_baselines(corpus, prefixes, "conn")
+}
+
+/// Every baseline whose file name starts with `log` (`"dns"` finds
+/// `dns.log`, `"http"` finds `http.log`) of the traces whose path starts
+/// with one of `prefixes` (`""` for all) and that exist in the corpus,
+/// sorted by trace and name. Read them with [`parse_log`].
+pub fn log_baselines(corpus: &Corpus, prefixes: &[&str], log: &str) -> Vec<ConnBaseline> {
     let index_path = corpus.root.join("zeek-trace-to-baselines.json");
     let index: BTreeMap<String, Vec<(String, Vec<String>)>> = serde_json::from_str(
         &std::fs::read_to_string(&index_path).expect("zeek-trace-to-baselines.json is readable"),
@@ -53,7 +61,7 @@ pub fn conn_baselines(corpus: &Corpus, prefixes: &[&str]) -> Vec<ConnBaseline> {
         }
         for (test, files) in tests {
             let dir = test_dir_name(test);
-            for file in files.iter().filter(|f| f.starts_with("conn")) {
+            for file in files.iter().filter(|f| f.starts_with(log)) {
                 let path = baselines.join(&dir).join(file);
                 if path.is_file() {
                     found.push(ConnBaseline {
@@ -141,6 +149,12 @@ impl ZeekConn {
             _ => None,
         }
     }
+}
+
+/// Parses any Zeek log (full, or cut by `zeek-cut` with or without `-m`)
+/// into rows of raw columns.
+pub fn parse_log(path: &Path) -> Vec<ZeekConn> {
+    parse_conn_log(path)
 }
 
 /// Parses a conn log (full, or cut by `zeek-cut` with or without `-m`).
