@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 /// Fields that depend on when the packets arrived, not on what they were.
-pub const TIME_FIELDS: &[&str] = &["ts", "end_ts", "duration", "uid"];
+pub const TIME_FIELDS: &[&str] = &["ts", "end_ts", "duration", "uid", "rtt"];
 
 /// Keys of a tunnel layer that name the outer endpoints (live: the replay's
 /// loopback addresses; offline: the capture's).
@@ -32,19 +32,33 @@ pub fn parse_lines(text: &str) -> Vec<Value> {
 
 /// The `"type":"flow"` records of `records`.
 pub fn flows_only(records: Vec<Value>) -> Vec<Value> {
+    of_type(records, "flow")
+}
+
+/// The records of `records` whose `type` is `kind` (`flow`, `dns`, `http`).
+pub fn of_type(records: Vec<Value>, kind: &str) -> Vec<Value> {
     records
         .into_iter()
-        .filter(|r| r.get("type").and_then(Value::as_str) == Some("flow"))
+        .filter(|r| r.get("type").and_then(Value::as_str) == Some(kind))
         .collect()
+}
+
+/// The record's `type`.
+pub fn kind(record: &Value) -> &str {
+    record.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
 /// `record` without its time fields and without outer addresses in its
 /// tunnel layers; `prefix_layers` are put in front of its tunnel list (the
-/// layers a replay added around a plain capture).
+/// layers a replay added around a plain capture). Application records
+/// (which have no tunnel list) only lose their time fields.
 pub fn normalize(record: &Value, prefix_layers: &[Value]) -> Value {
     let mut object: Map<String, Value> = record.as_object().cloned().unwrap_or_default();
     for field in TIME_FIELDS {
         object.remove(*field);
+    }
+    if kind(record) != "flow" {
+        return Value::Object(object);
     }
     let mut tunnel: Vec<Value> = prefix_layers.to_vec();
     if let Some(Value::Array(layers)) = object.get("tunnel") {

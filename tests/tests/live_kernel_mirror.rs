@@ -7,6 +7,8 @@
 //! HTTP connection must equal (times aside) what `sensor pcap` makes of
 //! tshark's capture, and agree with tshark's own reading of it: 5-tuple,
 //! packets and IP bytes per direction, and SF (SYN, SYN-ACK, FIN both ways).
+//! Its HTTP record must equal the offline one and carry tshark's method,
+//! URI, Host, User-Agent and status, and the page's length.
 //!
 //! Needs root, `ip`, `tc`, tshark and python3; without root or namespaces
 //! it prints one "skipping" line and passes.
@@ -157,6 +159,106 @@ fn kernel_mirrored_http_matches_a_plain_capture() {
         "a complete, closed connection: {live}"
     );
     println!("live record matches the plain capture: {live}");
+
+    // The HTTP transaction: one record live, equal to the offline one (times
+    // aside), with what tshark reads from the plain capture.
+    let live_http = the_http_transaction(&sensor.records(), "sensor run");
+    let offline_http = the_http_transaction(&parse_lines(&offline_run.stdout), "sensor pcap");
+    let diff = field_differences(&normalize(&offline_http, &[]), &normalize(&live_http, &[]));
+    assert!(
+        diff.is_empty(),
+        "live vs offline HTTP record:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(live["service"], "http", "the flow's service: {live}");
+    assert_eq!(
+        live_http["uid"], live["uid"],
+        "the HTTP record names its flow"
+    );
+    let t = TsharkHttp::read(&tshark, &plain);
+    assert_eq!(live_http["method"], t.method);
+    assert_eq!(live_http["uri"], t.uri);
+    assert_eq!(live_http["host"], t.host);
+    assert_eq!(live_http["user_agent"], t.user_agent);
+    assert_eq!(live_http["status_code"], t.status_code);
+    assert_eq!(live_http["response_body_len"], 300, "the page's 300 bytes");
+    assert_eq!(live_http["request_body_len"], 0);
+    println!("live HTTP record matches tshark: {live_http}");
+}
+
+/// The one HTTP record of the client's connection.
+fn the_http_transaction(records: &[Value], source: &str) -> Value {
+    let ours: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "http" && r["dst_port"] == HTTP_PORT)
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "{source}: expected one HTTP record, got {}:\n{}",
+        ours.len(),
+        records
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    ours[0].clone()
+}
+
+/// tshark's reading of the HTTP request and response.
+#[derive(Debug)]
+struct TsharkHttp {
+    method: String,
+    uri: String,
+    host: String,
+    user_agent: String,
+    status_code: u64,
+}
+
+impl TsharkHttp {
+    fn read(tshark: &std::path::Path, file: &std::path::Path) -> Self {
+        let output = Command::new(tshark)
+            .args(["-n", "-r"])
+            .arg(file)
+            .args(["-Y", "http", "-T", "fields", "-E", "separator=|"])
+            .args([
+                "-e",
+                "http.request.method",
+                "-e",
+                "http.request.uri",
+                "-e",
+                "http.host",
+                "-e",
+                "http.user_agent",
+                "-e",
+                "http.response.code",
+            ])
+            .output()
+            .expect("run tshark");
+        assert!(
+            output.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+        let request = rows
+            .iter()
+            .find(|r| r.first().is_some_and(|m| !m.is_empty()))
+            .unwrap_or_else(|| panic!("tshark saw no HTTP request:\n{text}"));
+        let response = rows
+            .iter()
+            .find(|r| r.get(4).is_some_and(|c| !c.is_empty()))
+            .unwrap_or_else(|| panic!("tshark saw no HTTP response:\n{text}"));
+        Self {
+            method: request[0].to_owned(),
+            uri: request[1].to_owned(),
+            host: request[2].to_owned(),
+            user_agent: request[3].to_owned(),
+            status_code: response[4].parse().expect("http.response.code"),
+        }
+    }
 }
 
 /// The one record of the client's connection to the HTTP server.
