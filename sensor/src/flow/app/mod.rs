@@ -60,6 +60,14 @@ impl AppShared {
         }
     }
 
+    /// The same settings with `protocols` in place of the configured ones
+    /// (tests of the framework with protocols of their own).
+    #[cfg(test)]
+    pub(crate) fn with_protocols(mut self, protocols: Vec<&'static Protocol>) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
     /// True when some protocol is enabled for `l4`.
     pub fn wants(&self, l4: L4) -> bool {
         self.protocols.iter().any(|p| supports(p, l4))
@@ -92,15 +100,14 @@ struct Reader {
     /// Protocols (indexes into `AppShared::protocols`) that rejected the
     /// content.
     excluded: u64,
+    /// The protocol identified, kept after the dissector is done.
+    identified: Option<&'static str>,
 }
 
 #[derive(Debug)]
 enum Phase {
     Probing,
-    Active {
-        protocol: &'static Protocol,
-        dissector: Box<dyn Dissector>,
-    },
+    Active { dissector: Box<dyn Dissector> },
     Done,
 }
 
@@ -127,6 +134,7 @@ impl AppState {
                 probe: [Vec::new(), Vec::new()],
                 datagrams: 0,
                 excluded: 0,
+                identified: None,
             },
         }
     }
@@ -273,6 +281,8 @@ impl AppState {
         }
     }
 
+    /// What changed in this call. A flow identified and finished in the
+    /// same call reports `Finished`; [`AppState::service`] still names it.
     fn settle(&mut self, sh: &mut AppShared, before: Option<&'static str>) -> Outcome {
         let now = self.reader.service();
         if matches!(self.reader.phase, Phase::Done) {
@@ -285,7 +295,7 @@ impl AppState {
         }
     }
 
-    /// The protocol, once identified.
+    /// The protocol, once identified (also after the dissector is done).
     pub fn service(&self) -> Option<&'static str> {
         self.reader.service()
     }
@@ -302,10 +312,7 @@ struct Env<'a> {
 
 impl Reader {
     fn service(&self) -> Option<&'static str> {
-        match &self.phase {
-            Phase::Active { protocol, .. } => Some(protocol.name),
-            _ => None,
-        }
+        self.identified
     }
 
     fn all_excluded(&self, env: &Env<'_>) -> bool {
@@ -348,8 +355,8 @@ impl Reader {
     }
 
     fn start(&mut self, protocol: &'static Protocol, env: &Env<'_>) {
+        self.identified = Some(protocol.name);
         self.phase = Phase::Active {
-            protocol,
             dissector: (protocol.new)(env.limits, env.l4),
         };
     }
@@ -451,3 +458,6 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

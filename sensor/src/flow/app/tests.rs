@@ -1,0 +1,225 @@
+//! The framework with two test protocols: probing across segments, port
+//! hints, giving up, stopping, and what reaches the dissector.
+
+use super::*;
+use crate::config::{DissectConfig, ReassemblyConfig};
+use crate::dissect::{AppEvent, Transports};
+use std::cell::RefCell;
+
+thread_local! {
+    /// Everything the test dissectors were given on this test's thread, in
+    /// order, as text.
+    static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn seen() -> Vec<String> {
+    SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+fn note(line: String) {
+    SEEN.with(|s| s.borrow_mut().push(line));
+}
+
+/// "HELLO" at the start of either direction; needs 5 bytes to decide.
+fn hello_probe(i: &ProbeInput<'_>) -> Probe {
+    let want = b"HELLO";
+    let n = i.data.len().min(want.len());
+    if i.data[..n] != want[..n] {
+        Probe::NoMatch
+    } else if n < want.len() {
+        Probe::NeedMore
+    } else {
+        Probe::Match
+    }
+}
+
+#[derive(Debug)]
+struct Recorder(&'static str);
+
+impl Dissector for Recorder {
+    fn data(&mut self, cx: &mut Context<'_>, dir: Direction, data: &[u8]) -> Want {
+        note(format!(
+            "{} {dir:?} {}",
+            self.0,
+            String::from_utf8_lossy(data)
+        ));
+        if data.ends_with(b"BYE") {
+            return Want::Done;
+        }
+        cx.emit(
+            cx.ts_us,
+            AppEvent::Http(nucleus_proto::HttpRecord::default()),
+        );
+        Want::More
+    }
+    fn gap(&mut self, _cx: &mut Context<'_>, dir: Direction, len: u64) -> Want {
+        note(format!("{} {dir:?} gap {len}", self.0));
+        Want::More
+    }
+    fn close(&mut self, cx: &mut Context<'_>) {
+        note(format!("{} close", self.0));
+        cx.anomaly("closed");
+    }
+}
+
+static HELLO: Protocol = Protocol {
+    name: "hello",
+    transports: Transports {
+        tcp: true,
+        udp: true,
+    },
+    ports: &[7],
+    probe: hello_probe,
+    new: |_, _| Box::new(Recorder("hello")),
+};
+
+/// Accepts anything: shows the port-hinted protocol is asked first.
+static ANY: Protocol = Protocol {
+    name: "any",
+    transports: Transports {
+        tcp: true,
+        udp: false,
+    },
+    ports: &[9],
+    probe: |_| Probe::Match,
+    new: |_, _| Box::new(Recorder("any")),
+};
+
+fn shared(protocols: Vec<&'static Protocol>, probe_bytes: usize) -> AppShared {
+    let d = DissectConfig {
+        probe_bytes,
+        probe_datagrams: 2,
+        ..DissectConfig::default()
+    };
+    AppShared::new(&ReassemblyConfig::default(), &d).with_protocols(protocols)
+}
+
+fn seg(seq: u32, payload: &[u8]) -> Segment<'_> {
+    Segment {
+        seq,
+        syn: false,
+        fin: false,
+        rst: false,
+        payload,
+        claimed_len: payload.len() as u32,
+    }
+}
+
+const O: Direction = Direction::Originator;
+const R: Direction = Direction::Responder;
+
+#[test]
+fn a_split_greeting_is_probed_across_segments_and_delivered_whole() {
+    let _ = seen();
+    let mut sh = shared(vec![&HELLO], 64);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(100, b"HEL"), 1),
+        Outcome::Continue
+    );
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(103, b"LO world"), 2),
+        Outcome::Identified("hello")
+    );
+    assert_eq!(
+        app.tcp_segment(&mut sh, R, &seg(900, b"hi"), 3),
+        Outcome::Continue
+    );
+    assert_eq!(
+        seen(),
+        ["hello Originator HELLO world", "hello Responder hi"]
+    );
+    // Each data call emitted one record, with its packet time.
+    let times: Vec<i64> = sh.emitted.iter().map(|e| e.ts_us).collect();
+    assert_eq!(times, [2, 3]);
+    app.close(&mut sh, 4);
+    assert_eq!(seen(), ["hello close"]);
+    assert_eq!(sh.anomalies, ["closed"]);
+}
+
+#[test]
+fn the_port_hinted_protocol_is_asked_first() {
+    let _ = seen();
+    // Registry order puts ANY first, but port 7 hints HELLO.
+    let mut sh = shared(vec![&ANY, &HELLO], 64);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    let got = app.tcp_segment(&mut sh, O, &seg(1, b"HELLO"), 1);
+    assert_eq!(got, Outcome::Identified("hello"));
+    // Without the hint, registry order decides.
+    let mut app = AppState::new(L4::Tcp, (40000, 1234));
+    let got = app.tcp_segment(&mut sh, O, &seg(1, b"HELLO"), 1);
+    assert_eq!(got, Outcome::Identified("any"));
+    let _ = seen();
+}
+
+#[test]
+fn content_no_protocol_accepts_finishes_the_flow_and_releases_it() {
+    let mut sh = shared(vec![&HELLO], 64);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(1, b"GET / HTTP/1.1"), 1),
+        Outcome::Finished
+    );
+    assert_eq!(app.service(), None);
+    assert_eq!(sh.budget.used, 0);
+    assert!(sh.emitted.is_empty());
+}
+
+#[test]
+fn undecided_past_the_probe_bytes_gives_up() {
+    static SLOW: Protocol = Protocol {
+        name: "slow",
+        transports: Transports {
+            tcp: true,
+            udp: true,
+        },
+        ports: &[],
+        probe: |_| Probe::NeedMore,
+        new: |_, _| Box::new(Recorder("slow")),
+    };
+    let mut sh = shared(vec![&SLOW], 8);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(1, b"abcd"), 1),
+        Outcome::Continue
+    );
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(5, b"efgh"), 2),
+        Outcome::Finished
+    );
+}
+
+#[test]
+fn udp_probes_a_few_datagrams_then_gives_up() {
+    let _ = seen();
+    let mut sh = shared(vec![&HELLO], 64);
+    let mut app = AppState::new(L4::Udp, (5000, 6000));
+    // NeedMore on a datagram does not exclude: the next one may match.
+    assert_eq!(app.udp_datagram(&mut sh, O, b"HE", 1), Outcome::Continue);
+    assert_eq!(
+        app.udp_datagram(&mut sh, R, b"HELLO there", 2),
+        Outcome::Identified("hello")
+    );
+    assert_eq!(seen(), ["hello Responder HELLO there"]);
+    let mut app = AppState::new(L4::Udp, (5000, 6000));
+    assert_eq!(app.udp_datagram(&mut sh, O, b"HE", 1), Outcome::Continue);
+    assert_eq!(app.udp_datagram(&mut sh, O, b"HE", 2), Outcome::Finished);
+}
+
+#[test]
+fn a_dissector_that_is_done_stops_the_flow() {
+    let _ = seen();
+    let mut sh = shared(vec![&HELLO], 64);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(1, b"HELLO"), 1),
+        Outcome::Identified("hello")
+    );
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(6, b"BYE"), 2),
+        Outcome::Finished
+    );
+    // The flow keeps its service after the dissector is done.
+    assert_eq!(app.service(), Some("hello"));
+    let _ = seen();
+}
