@@ -1,7 +1,9 @@
 //! Every input is hostile. Random bytes and mutated real packets (cut,
 //! bit-flipped, duplicated, reordered) go through the whole pipeline without
 //! a panic, and the flow table and fragment reassembly never exceed their
-//! configured caps, with what was refused counted by reason.
+//! configured caps, with what was refused counted by reason. The seeds
+//! include the corpus's DNS and HTTP captures, so the dissectors get
+//! mutated input too.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
@@ -45,7 +47,9 @@ fn seed_frames() -> &'static Vec<(LinkType, Vec<u8>)> {
         if let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) {
             for line in manifest.lines().skip(1) {
                 let cols: Vec<&str> = line.split('\t').collect();
-                if cols.len() < 5 || !matches!(cols[0], "encap" | "frag" | "tcp-reasm") {
+                if cols.len() < 5
+                    || !matches!(cols[0], "encap" | "frag" | "tcp-reasm" | "dns" | "http")
+                {
                     continue;
                 }
                 let path = dir.join("pcaps").join(cols[3]).join(cols[4]);

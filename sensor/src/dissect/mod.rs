@@ -147,8 +147,8 @@ pub struct Context<'a> {
     pub ts_us: i64,
     /// Records produced so far in this call.
     pub out: &'a mut Vec<Emitted>,
-    /// Anomalies counted so far in this call, as (reason, count); the flow
-    /// stage adds them to the protocol's counters.
+    /// Anomalies counted so far in this call (one reason per occurrence);
+    /// the flow stage adds them to the protocol's counters.
     pub anomalies: &'a mut Vec<&'static str>,
 }
 
@@ -184,6 +184,9 @@ pub trait Dissector: Send + std::fmt::Debug {
     /// response).
     fn close(&mut self, cx: &mut Context<'_>);
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The protocol named `name` in the registry.
 pub fn by_name(name: &str) -> Option<&'static Protocol> {
