@@ -22,6 +22,12 @@ pub enum Record {
     Dns(AppRecord<DnsRecord>),
     /// An HTTP/1.x request and its response.
     Http(AppRecord<HttpRecord>),
+    /// A TLS handshake.
+    Tls(AppRecord<TlsRecord>),
+    /// A QUIC connection's Initial handshake.
+    Quic(AppRecord<QuicRecord>),
+    /// An SSH connection's banners and key exchange.
+    Ssh(AppRecord<SshRecord>),
 }
 
 impl Record {
@@ -33,6 +39,9 @@ impl Record {
             Record::Flow(f) => (f.ts.0, f.uid.as_str(), 0, 0),
             Record::Dns(r) => (r.ts.0, r.flow.uid.as_str(), 1, r.seq),
             Record::Http(r) => (r.ts.0, r.flow.uid.as_str(), 2, r.seq),
+            Record::Tls(r) => (r.ts.0, r.flow.uid.as_str(), 3, r.seq),
+            Record::Quic(r) => (r.ts.0, r.flow.uid.as_str(), 4, r.seq),
+            Record::Ssh(r) => (r.ts.0, r.flow.uid.as_str(), 5, r.seq),
         }
     }
 }
@@ -427,6 +436,125 @@ pub struct FlowRecord {
     /// Packets that arrived a second time through another vantage point and
     /// were not counted again.
     pub duplicate_pkts: u64,
+}
+
+/// A TLS handshake (field names as Zeek's `ssl.log` and `x509.log` where
+/// they overlap).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct TlsRecord {
+    /// The negotiated version (`TLSv12`, `TLSv13`, ...), else the highest
+    /// offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Server name indication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// ALPN protocols offered by the client.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// ALPN protocol the server selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn_selected: Option<String>,
+    /// The cipher suite the server selected (IANA name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// JA3 (MD5 of `ja3_string`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    /// The JA3 string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3_string: Option<String>,
+    /// JA3S (MD5 of `ja3s_string`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s: Option<String>,
+    /// The JA3S string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s_string: Option<String>,
+    /// JA4 (the TLS client fingerprint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    /// The session was resumed.
+    pub resumed: bool,
+    /// The certificate chain, leaf first, when visible (TLS 1.2 and older).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certs: Vec<Certificate>,
+}
+
+/// One X.509 certificate of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Certificate {
+    /// Subject distinguished name (RFC 4514 string).
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS subject alternative names.
+    pub san_dns: Vec<String>,
+    /// IP subject alternative names.
+    pub san_ip: Vec<String>,
+    /// Serial number, hexadecimal.
+    pub serial: String,
+    /// Start of validity, RFC 3339.
+    pub not_before: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// Public key algorithm (`rsa`, `ecdsa`, `ed25519`, ...).
+    pub key_type: String,
+    /// Public key size in bits.
+    pub key_bits: u32,
+    /// SHA-256 of the DER certificate, hexadecimal.
+    pub sha256: String,
+}
+
+/// A QUIC connection's Initial packets (decrypted).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct QuicRecord {
+    /// QUIC version (`1`, `2`, or the hexadecimal number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Server name indication of the ClientHello.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// ALPN protocols offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// JA3 of the ClientHello.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    /// JA4 of the ClientHello (QUIC form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    /// Destination connection id of the client's first Initial, hexadecimal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcid: Option<String>,
+    /// Source connection id of the client's first Initial, hexadecimal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scid: Option<String>,
+}
+
+/// An SSH connection's banners and key exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct SshRecord {
+    /// The client's identification string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_banner: Option<String>,
+    /// The server's identification string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_banner: Option<String>,
+    /// HASSH of the client's KEXINIT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hassh: Option<String>,
+    /// HASSH-server of the server's KEXINIT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hassh_server: Option<String>,
+    /// The negotiated key exchange algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kex: Option<String>,
+    /// The negotiated cipher (client to server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// The negotiated MAC (client to server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 #[cfg(test)]

@@ -127,6 +127,12 @@ pub enum AppEvent {
     Dns(nucleus_proto::DnsRecord),
     /// An HTTP transaction.
     Http(nucleus_proto::HttpRecord),
+    /// A TLS handshake.
+    Tls(nucleus_proto::TlsRecord),
+    /// A QUIC connection's Initial handshake.
+    Quic(nucleus_proto::QuicRecord),
+    /// An SSH connection's banners and key exchange.
+    Ssh(nucleus_proto::SshRecord),
 }
 
 /// An application record with the packet time it starts at.

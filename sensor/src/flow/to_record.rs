@@ -133,17 +133,19 @@ pub(super) fn app_record(f: &Flow, cid: &CommunityId, e: Emitted) -> Record {
     let ts = TimestampMicros(e.ts_us);
     let seq = f.app_seq;
     match e.event {
-        AppEvent::Dns(body) => Record::Dns(AppRecord {
-            ts,
-            flow,
-            seq,
-            body,
-        }),
-        AppEvent::Http(body) => Record::Http(AppRecord {
-            ts,
-            flow,
-            seq,
-            body,
-        }),
+        AppEvent::Dns(body) => Record::Dns(wrap(ts, flow, seq, body)),
+        AppEvent::Http(body) => Record::Http(wrap(ts, flow, seq, body)),
+        AppEvent::Tls(body) => Record::Tls(wrap(ts, flow, seq, body)),
+        AppEvent::Quic(body) => Record::Quic(wrap(ts, flow, seq, body)),
+        AppEvent::Ssh(body) => Record::Ssh(wrap(ts, flow, seq, body)),
+    }
+}
+
+fn wrap<T>(ts: TimestampMicros, flow: FlowRef, seq: u64, body: T) -> AppRecord<T> {
+    AppRecord {
+        ts,
+        flow,
+        seq,
+        body,
     }
 }
