@@ -56,6 +56,9 @@ fn probe(input: &ProbeInput<'_>) -> Probe {
         L4::Udp => {
             if plausible(input.data, true, on_dns_port) {
                 Probe::Match
+            } else if on_dns_port {
+                // Junk on a DNS port: the next datagrams may still be DNS.
+                Probe::NeedMore
             } else {
                 Probe::NoMatch
             }
@@ -386,7 +389,10 @@ impl Dns {
             p.header.id == m.header.id
                 && match (&m.question, &p.question) {
                     (Some(a), Some(b)) => same_question(a, b),
-                    (None, _) => true,
+                    // Without a question only the id links them; id 0 is
+                    // what every multicast DNS message carries, so it
+                    // links nothing.
+                    (None, _) => m.header.id != 0,
                     (Some(_), None) => false,
                 }
         });
@@ -418,6 +424,11 @@ impl Dns {
             }
             None => {
                 let mut r = record(m.question, h.opcode, h.rd, None);
+                if r.query.is_none() {
+                    // A response with no question (a multicast DNS
+                    // announcement): the name it answers for, as Zeek does.
+                    r.query = m.answers.first().map(|a| a.name.clone());
+                }
                 r.answers = m.answers;
                 r.unsolicited = true;
                 let ts = cx.ts_us;
