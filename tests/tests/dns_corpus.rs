@@ -93,9 +93,16 @@ impl Difference {
     }
 
     fn to_toml(&self) -> String {
+        let q = |v: &str| toml::Value::String(v.to_owned()).to_string();
         format!(
-            "[[difference]]\nsource = {:?}\ntrace = {:?}\nitem = {:?}\nfield = {:?}\nexpected = {:?}\nsensor = {:?}\nreason = {:?}\n",
-            self.source, self.trace, self.item, self.field, self.expected, self.sensor, self.reason
+            "[[difference]]\nsource = {}\ntrace = {}\nitem = {}\nfield = {}\nexpected = {}\nsensor = {}\nreason = {}\n",
+            q(&self.source),
+            q(&self.trace),
+            q(&self.item),
+            q(&self.field),
+            q(&self.expected),
+            q(&self.sensor),
+            q(&self.reason)
         )
     }
 }
@@ -136,7 +143,11 @@ fn dns_corpus() {
     let mut runs = Runs::default();
 
     let baselines = log_baselines(&corpus, TRACE_PREFIXES, "dns");
-    assert!(baselines.len() >= 20, "too few dns baselines: {}", baselines.len());
+    assert!(
+        baselines.len() >= 20,
+        "too few dns baselines: {}",
+        baselines.len()
+    );
     let skipped = |source: &str, trace: &str, baseline: &str| {
         expectations
             .skip
@@ -154,7 +165,11 @@ fn dns_corpus() {
     }
 
     let sv = suricata_dns_tests(&corpus);
-    assert!(sv.len() >= 30, "too few suricata-verify dns tests: {}", sv.len());
+    assert!(
+        sv.len() >= 30,
+        "too few suricata-verify dns tests: {}",
+        sv.len()
+    );
     let mut sv_compared = 0;
     for t in &sv {
         if skipped("suricata", &t.name, "") {
@@ -174,7 +189,10 @@ fn dns_corpus() {
             _ => false,
         };
         if !exists {
-            problems.push(format!("stale [[skip]]: {} {} {}", s.source, s.trace, s.baseline));
+            problems.push(format!(
+                "stale [[skip]]: {} {} {}",
+                s.source, s.trace, s.baseline
+            ));
         }
         if s.reason.trim().is_empty() {
             problems.push(format!("[[skip]] {} has no reason", s.trace));
@@ -182,10 +200,16 @@ fn dns_corpus() {
     }
     for listed in &expectations.difference {
         if listed.reason.trim().is_empty() {
-            problems.push(format!("listed difference without a reason:\n{}", listed.to_toml()));
+            problems.push(format!(
+                "listed difference without a reason:\n{}",
+                listed.to_toml()
+            ));
         }
         if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!("listed difference no longer occurs:\n{}", listed.to_toml()));
+            problems.push(format!(
+                "listed difference no longer occurs:\n{}",
+                listed.to_toml()
+            ));
         }
     }
     let unlisted: Vec<&Difference> = found
@@ -265,7 +289,11 @@ fn compare_zeek(b: &ConnBaseline, recs: &[Value], found: &mut Vec<Difference>) {
         );
         let n = labels.entry(base.clone()).or_insert(0);
         *n += 1;
-        let item = if *n == 1 { base } else { format!("{base} #{n}") };
+        let item = if *n == 1 {
+            base
+        } else {
+            format!("{base} #{n}")
+        };
         let Some(i) = (0..recs.len()).find(|&i| !used[i] && row_matches(row, &recs[i])) else {
             diff(&item, "presence", "logged".into(), "absent".into());
             continue;
@@ -353,9 +381,9 @@ fn row_matches(row: &ZeekConn, r: &Value) -> bool {
     let id_ok = row
         .get("trans_id")
         .is_none_or(|id| text(r, "trans_id").as_deref() == Some(id));
-    let query_ok = row.get("query").is_none_or(|q| {
-        text(r, "query").is_some_and(|ours| ours.eq_ignore_ascii_case(q))
-    });
+    let query_ok = row
+        .get("query")
+        .is_none_or(|q| text(r, "query").is_some_and(|ours| ours.eq_ignore_ascii_case(q)));
     // A row without a response (rcode unset) is an unanswered query.
     let answered_ok = match row.get("rcode_name") {
         None if row.has("rcode_name") => !flag(r, "unsolicited") && r.get("rcode").is_none(),
@@ -445,12 +473,7 @@ fn zeek_view(a: &Value) -> String {
         "DNSKEY" => format!("DNSKEY {}", tok(2)),
         "DS" => format!("DS {} {}", tok(1), tok(2)),
         "RRSIG" => format!("RRSIG {} {}", type_number(&tok(0)), tok(7).to_lowercase()),
-        "NSEC" => format!(
-            "NSEC {} {}",
-            text(a, "name").unwrap_or_default(),
-            tok(0)
-        )
-        .to_lowercase(),
+        "NSEC" => format!("NSEC {} {}", text(a, "name").unwrap_or_default(), tok(0)).to_lowercase(),
         "NSEC3" | "NSEC3PARAM" => rtype,
         "SSHFP" => format!("SSHFP: {}", tok(2).to_lowercase()),
         "NAPTR" => {
@@ -548,9 +571,9 @@ fn translate(c: &Check) -> Translated {
             "src_ip" | "dest_ip" => t.preds.push(("ip".into(), v.clone())),
             "src_port" | "dest_port" => t.preds.push(("port".into(), v.clone())),
             "proto" => t.preds.push(("proto".into(), v.clone())),
-            _ if key.starts_with("dns.answers[") || key.starts_with("dns.grouped.") => {
-                t.preds.push((key.trim_start_matches("dns.").into(), v.clone()))
-            }
+            _ if key.starts_with("dns.answers[") || key.starts_with("dns.grouped.") => t
+                .preds
+                .push((key.trim_start_matches("dns.").into(), v.clone())),
             _ => t.partial = true,
         }
     }
@@ -581,7 +604,12 @@ fn suricata_answers(r: &Value) -> Vec<Value> {
         if rtype == "TXT" {
             for s in strings(&text(&a, "data").unwrap_or_default()) {
                 let mut one = a.clone();
-                let quoted = format!("\"{}\"", String::from_utf8_lossy(&s).replace('\\', "\\\\").replace('"', "\\\""));
+                let quoted = format!(
+                    "\"{}\"",
+                    String::from_utf8_lossy(&s)
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                );
                 one["data"] = Value::String(quoted);
                 out.push(one);
             }
@@ -596,9 +624,8 @@ fn suricata_answers(r: &Value) -> Vec<Value> {
 fn sensor_value(r: &Value, field: &str) -> Option<String> {
     let list = suricata_answers(r);
     let answer_field = |a: &Value, f: &str| -> Option<String> {
-        let tokens = |i: usize| {
-            text(a, "data").and_then(|d| d.split(' ').nth(i).map(str::to_owned))
-        };
+        let tokens =
+            |i: usize| text(a, "data").and_then(|d| d.split(' ').nth(i).map(str::to_owned));
         match f {
             "rdata" => Some(suricata_view(a)),
             "rrname" => text(a, "name"),
@@ -669,7 +696,11 @@ fn matching_events(t: &Translated, r: &Value) -> u64 {
     let response = u64::from(!flag(r, "unanswered"));
     // Fields only a response has select the response event alone.
     let response_only = t.preds.iter().any(|(f, _)| {
-        f == "rcode" || f == "ra" || f == "aa" || f.starts_with("answers") || f.starts_with("grouped")
+        f == "rcode"
+            || f == "ra"
+            || f == "aa"
+            || f.starts_with("answers")
+            || f.starts_with("grouped")
     });
     match t.side {
         Some(Side::Request) => request,

@@ -24,10 +24,12 @@ pub const MAX_NAME_WIRE: usize = 255;
 /// Longest label (RFC 1035 §2.3.4).
 const MAX_LABEL: usize = 63;
 
-/// Steps (labels plus pointers) a name may take before it is declared a
-/// loop: a valid name has at most 127 labels, and each pointer must lead to
-/// at least one label or the end, so twice that is generous.
-const MAX_NAME_STEPS: usize = 256;
+/// Compression pointers a name may follow. Labels need no cap: between
+/// two pointers the reader moves forward only, and once the name is longer
+/// than 255 octets the reader stops at the next pointer (where the name's
+/// own end is already known), so a loop through labels ends as a
+/// truncated name, and a loop of pointers alone ends here.
+const MAX_POINTERS: usize = 128;
 
 /// Why a message (or part of it) could not be read; the `&'static str` is
 /// the anomaly reason counted.
@@ -101,7 +103,7 @@ pub struct Name {
 /// it where it starts (after its first pointer, if any).
 ///
 /// Pointers may point anywhere inside the message (forward pointers occur
-/// in the wild), so termination is guaranteed by [`MAX_NAME_STEPS`], not by
+/// in the wild), so termination is guaranteed by [`MAX_POINTERS`], not by
 /// the direction of the pointers.
 pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
     let mut text = String::new();
@@ -109,7 +111,8 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
     let mut truncated = false;
     let mut cur = pos;
     let mut end: Option<usize> = None;
-    for _ in 0..MAX_NAME_STEPS {
+    let mut pointers = 0;
+    loop {
         let len = *msg.get(cur).ok_or(Malformed("name_truncated"))?;
         match len & 0xc0 {
             0x00 => {
@@ -140,6 +143,14 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
                 if end.is_none() {
                     end = Some(cur + 2);
                 }
+                if truncated {
+                    // The rest cannot be shown; where the name ends is known.
+                    return Ok((Name { text, truncated }, end.unwrap_or(cur + 2)));
+                }
+                pointers += 1;
+                if pointers > MAX_POINTERS {
+                    return Err(Malformed("name_pointer_loop"));
+                }
                 if target >= msg.len() {
                     return Err(Malformed("name_pointer_out_of_bounds"));
                 }
@@ -150,7 +161,6 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
             _ => return Err(Malformed("name_bad_label_type")),
         }
     }
-    Err(Malformed("name_pointer_loop"))
 }
 
 /// Appends one label in presentation form.

@@ -28,7 +28,9 @@ use std::collections::VecDeque;
 use nucleus_proto::DnsRecord;
 
 use self::message::{HEADER_LEN, Header, Message, Question};
-use super::{AppEvent, Context, Dissector, L4, Limits, Probe, ProbeInput, Protocol, Transports, Want};
+use super::{
+    AppEvent, Context, Dissector, L4, Limits, Probe, ProbeInput, Protocol, Transports, Want,
+};
 use crate::packet::Direction;
 
 /// The DNS protocol.
@@ -128,9 +130,20 @@ fn plausible(msg: &[u8], complete: bool, on_dns_port: bool) -> bool {
             Err(_) => false,
         }
     } else {
-        message::parse_questions(msg).is_ok()
+        match message::parse_questions(msg) {
+            Ok(_) => true,
+            // A question name still running when the probe's bytes end:
+            // a kilobyte of well-formed labels is DNS (random bytes fail
+            // the label rules within a few labels).
+            Err(message::Malformed("name_truncated")) => msg.len() >= MIN_LONG_NAME_PROBE,
+            Err(_) => false,
+        }
     }
 }
+
+/// Bytes of a message whose question name has not ended yet after which a
+/// TCP probe accepts it.
+const MIN_LONG_NAME_PROBE: usize = 1024;
 
 fn new(limits: &Limits, l4: L4) -> Box<dyn Dissector> {
     Box::new(Dns {
@@ -273,7 +286,8 @@ impl Dns {
                     // plausible message; what it holds is judged as a probe
                     // would (the buffer keeps the start across calls).
                     let keep = data.len().min(max.saturating_sub(d.buf.len()));
-                    d.buf.extend_from_slice(data.get(..keep).unwrap_or_default());
+                    d.buf
+                        .extend_from_slice(data.get(..keep).unwrap_or_default());
                     let input = ProbeInput {
                         l4: L4::Tcp,
                         dir,
@@ -398,22 +412,23 @@ impl Dns {
         });
         let rcode = Some(names::rcode(m.rcode()));
         let h = m.header;
-        let record = |question: Option<Question>, opcode: u8, rd: bool, rtt: Option<f64>| DnsRecord {
-            trans_id: h.id,
-            rtt,
-            query: question.as_ref().map(|q| q.name.text.clone()),
-            qclass: question.as_ref().map(|q| q.qclass),
-            qtype: question.as_ref().map(|q| names::rtype(q.qtype)),
-            opcode: names::opcode(opcode),
-            rcode,
-            aa: h.aa,
-            tc: h.tc,
-            rd,
-            ra: h.ra,
-            answers: Vec::new(),
-            unanswered: false,
-            unsolicited: false,
-        };
+        let record =
+            |question: Option<Question>, opcode: u8, rd: bool, rtt: Option<f64>| DnsRecord {
+                trans_id: h.id,
+                rtt,
+                query: question.as_ref().map(|q| q.name.text.clone()),
+                qclass: question.as_ref().map(|q| q.qclass),
+                qtype: question.as_ref().map(|q| names::rtype(q.qtype)),
+                opcode: names::opcode(opcode),
+                rcode,
+                aa: h.aa,
+                tc: h.tc,
+                rd,
+                ra: h.ra,
+                answers: Vec::new(),
+                unanswered: false,
+                unsolicited: false,
+            };
         match index.and_then(|i| self.pending.remove(i)) {
             Some(p) => {
                 let rtt = Some((cx.ts_us - p.ts_us).max(0) as f64 / 1e6);

@@ -214,7 +214,10 @@ pub fn present(msg: &[u8], rtype: u16, start: usize, len: usize) -> Result<Strin
             }
         }
         11 => {
-            let addr: [u8; 4] = r.take(4)?.try_into().map_err(|_| Malformed("rdata_bad_length"))?;
+            let addr: [u8; 4] = r
+                .take(4)?
+                .try_into()
+                .map_err(|_| Malformed("rdata_bad_length"))?;
             let proto = r.u8()?;
             write!(out, "{} {proto}", Ipv4Addr::from(addr)).ok();
             for (i, byte) in r.rest().iter().enumerate() {
@@ -359,8 +362,7 @@ fn push_salt(out: &mut String, salt: &[u8]) {
 
 /// Standard base64 with padding (RFC 4648 §4).
 pub fn push_base64(out: &mut String, b: &[u8]) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in b.chunks(3) {
         let n = chunk
             .iter()
@@ -452,7 +454,7 @@ fn push_svc_param(out: &mut String, key: u16, v: &[u8]) -> Result<(), Malformed>
     match key {
         0 => {
             out.push_str("mandatory=");
-            if v.is_empty() || v.len() % 2 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(2) {
                 return Err(bad);
             }
             let keys: Vec<String> = v
@@ -504,7 +506,7 @@ fn push_svc_param(out: &mut String, key: u16, v: &[u8]) -> Result<(), Malformed>
             write!(out, "port={}", u16::from_be_bytes(port)).ok();
         }
         4 => {
-            if v.is_empty() || v.len() % 4 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(4) {
                 return Err(bad);
             }
             let addrs: Vec<String> = v
@@ -518,7 +520,7 @@ fn push_svc_param(out: &mut String, key: u16, v: &[u8]) -> Result<(), Malformed>
             push_base64(out, v);
         }
         6 => {
-            if v.is_empty() || v.len() % 16 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(16) {
                 return Err(bad);
             }
             let addrs: Vec<String> = v
