@@ -114,6 +114,9 @@ pub struct DnsRecord {
     /// The query type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qtype: Option<Mnemonic>,
+    /// The operation code (`QUERY`, `NOTIFY`, `UPDATE`, ...), of the query
+    /// (of the response when no query was seen).
+    pub opcode: Mnemonic,
     /// The response code (`NOERROR`, `NXDOMAIN`, ...); absent with no
     /// response.
     #[serde(skip_serializing_if = "Option::is_none")]
