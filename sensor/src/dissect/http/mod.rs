@@ -60,9 +60,25 @@ fn probe(input: &ProbeInput<'_>) -> Probe {
         return Probe::NoMatch;
     }
     match input.dir {
-        Direction::Originator => parser::probe_request(input.data),
+        Direction::Originator => match parser::probe_request(input.data) {
+            // On an HTTP port, a client line that is text but no request
+            // line (a broken or unusual request, which servers answer with
+            // a 400) lets the responder's status line decide, as Zeek logs
+            // such exchanges from the response.
+            Probe::NoMatch
+                if hinted(input.ports) && parser::is_text_line(input.data) =>
+            {
+                Probe::NeedMore
+            }
+            p => p,
+        },
         Direction::Responder => parser::probe_status(input.data),
     }
+}
+
+/// True when either port is one of HTTP's.
+fn hinted(ports: (u16, u16)) -> bool {
+    PROTOCOL.ports.contains(&ports.0) || PROTOCOL.ports.contains(&ports.1)
 }
 
 fn new(limits: &Limits, _l4: L4) -> Box<dyn Dissector> {
@@ -497,9 +513,12 @@ impl Http {
         let mut method_head = false;
         let mut method_connect = false;
         if let Some(t) = self.tx_mut(depth) {
-            if interim {
+            if interim || code == 101 {
+                // As Zeek, `101 Switching Protocols` is both the interim
+                // and the final code.
                 t.rec.info_code.get_or_insert(code);
-            } else {
+            }
+            if !interim {
                 t.rec.status_code = resp.code;
                 t.rec.status_msg = Some(text(&resp.reason));
                 t.rec.content_type = resp.fields.content_type.as_deref().map(text);
@@ -674,23 +693,27 @@ impl Dissector for Http {
                 at_line_start,
                 carry,
             } => {
-                *at_line_start = false;
+                *at_line_start = true;
                 carry.clear();
             }
             State::Head => {
+                // The hole may hold the start of the next message: the
+                // bytes after it are checked for a start line first.
                 if side.started || d == 0 || !self.txs.iter().all(|t| t.resp_done) {
                     cx.anomaly("gap_lost_sync");
                 }
                 side.buf.clear();
                 side.started = false;
-                side.state = resync(false);
+                side.state = resync(true);
             }
             State::Body(body) => match body.gap(len) {
                 GapStep::Absorbed { done: false } => {}
                 GapStep::Absorbed { done: true } => self.end_message(cx, d, State::Head),
                 GapStep::Lost => {
+                    // The body ended inside the hole; the next message may
+                    // start right after it.
                     cx.anomaly("gap_lost_sync");
-                    self.end_message(cx, d, resync(false));
+                    self.end_message(cx, d, resync(true));
                 }
             },
         }

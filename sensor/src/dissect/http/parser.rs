@@ -150,6 +150,20 @@ pub fn probe_request(data: &[u8]) -> Probe {
     }
 }
 
+/// True when the first line of `data` (or all of it, without a line end)
+/// is non-empty text: no control bytes but tab and CR, no NUL. Binary
+/// protocols (TLS, DNS over TCP, random bytes) fail at once.
+pub fn is_text_line(data: &[u8]) -> bool {
+    let (line, _) = first_line(data);
+    !line.is_empty()
+        && !line.first().is_some_and(u8::is_ascii_whitespace)
+        && line
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t' || b == b'\r')
+        // UTF-8, possibly cut in the middle of its last character.
+        && std::str::from_utf8(line).map_or_else(|e| e.error_len().is_none(), |_| true)
+}
+
 /// Probe of a responder's first bytes: a status line `HTTP/1.x NNN`.
 pub fn probe_status(data: &[u8]) -> Probe {
     const SHAPE: &[u8] = b"HTTP/1.d ddd";
@@ -247,7 +261,8 @@ pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let m_end = line.iter().position(is_ws).unwrap_or(line.len());
     let method = line.get(..m_end)?;
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+    // A method alone (`OPTIONS`) is no request line, as for Zeek.
+    if method.is_empty() || m_end == line.len() || !method.iter().all(|&b| is_tchar(b)) {
         return None;
     }
     let rest = trim(line.get(m_end..)?);

@@ -87,7 +87,16 @@ const RESP2: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop";
 
 #[test]
 fn probe_accepts_requests_and_status_lines() {
+    // Ports that are not HTTP's: the content alone decides.
     let p = |dir, data: &[u8]| {
+        probe(&ProbeInput {
+            l4: L4::Tcp,
+            dir,
+            ports: (40000, 4444),
+            data,
+        })
+    };
+    let on_80 = |dir, data: &[u8]| {
         probe(&ProbeInput {
             l4: L4::Tcp,
             dir,
@@ -95,6 +104,14 @@ fn probe_accepts_requests_and_status_lines() {
             data,
         })
     };
+    // On port 80 a text line that is no request line waits for the
+    // response; binary never does.
+    assert_eq!(on_80(O, b"OPTIONSHTTP/1.1\nHost: x\n\n"), Probe::NeedMore);
+    assert_eq!(on_80(O, b"get / HTTP/1.1\r\n"), Probe::NeedMore);
+    assert_eq!(on_80(O, b"\x16\x03\x01\x02\x00\x01\x00"), Probe::NoMatch);
+    assert_eq!(on_80(O, b"\x00\x1d\x12\x34\x01\x00"), Probe::NoMatch);
+    assert_eq!(on_80(R, b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
+    assert_eq!(on_80(O, b"GET / HTTP/1.1\r\n"), Probe::Match);
     assert_eq!(p(O, b"GET / HTTP/1.1\r\n"), Probe::Match);
     assert_eq!(p(O, b"GET /"), Probe::Match);
     assert_eq!(p(O, b"GE"), Probe::NeedMore);
@@ -526,4 +543,33 @@ fn header_parsing_details() {
     let st = parser::parse_status_line(b"HTTP/1.0 404").unwrap();
     assert_eq!((st.code, st.reason), (Some(404), &b""[..]));
     assert_eq!(parser::text(b"a\xffb"), "a\\xffb");
+}
+
+#[test]
+fn broken_request_answered_by_the_server_gives_a_response_record() {
+    let mut r = Run::new();
+    r.send(O, b"GET/ HTTP/1.1\nHost: www.google.com\n\n")
+        .send(R, b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad");
+    let recs = r.close();
+    assert!(r.anomalies.contains(&"malformed_request_line"));
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].method, None);
+    assert_eq!(recs[0].status_code, Some(400));
+    assert_eq!(recs[0].response_body_len, 3);
+}
+
+#[test]
+fn message_right_after_a_hole_is_read() {
+    // The hole holds the end of the first body and nothing else: the next
+    // response starts right after it.
+    let mut r = Run::new();
+    r.send(O, GET1)
+        .send(O, GET2)
+        .send(R, b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\n")
+        .gap(R, 14)
+        .send(R, RESP2);
+    let recs = r.close();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[1].status_code, Some(404));
+    assert_eq!(recs[1].response_body_len, 3);
 }
