@@ -16,14 +16,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_json::Value;
+use sensor_tests::corpus::Corpus;
 use sensor_tests::corpus::corpus_or_skip;
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
-use sensor_tests::corpus::Corpus;
 use sensor_tests::suricata::{Check, Expected, parse_checks};
 use sensor_tests::zeek::{KnownDifference, ZeekConn, log_baselines, parse_log};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// Trace folders (under `testing/btest/Traces/`) whose http baselines are
 /// compared.
@@ -157,10 +157,16 @@ fn http_corpus() {
         .collect();
     for listed in &expectations.difference {
         if listed.reason.trim().is_empty() {
-            problems.push(format!("listed difference without a reason:\n{}", listed.to_toml()));
+            problems.push(format!(
+                "listed difference without a reason:\n{}",
+                listed.to_toml()
+            ));
         }
         if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!("listed difference no longer occurs:\n{}", listed.to_toml()));
+            problems.push(format!(
+                "listed difference no longer occurs:\n{}",
+                listed.to_toml()
+            ));
         }
     }
     println!(
@@ -200,7 +206,11 @@ fn sv_tests_with_event(corpus: &Corpus, event_type: &str) -> Vec<SvTest> {
         let Some(pcap) = entry.get("pcap").and_then(Value::as_str) else {
             continue;
         };
-        if entry.get("events").and_then(|e| e.get(event_type)).is_none() {
+        if entry
+            .get("events")
+            .and_then(|e| e.get(event_type))
+            .is_none()
+        {
             continue;
         }
         let pcap = corpus.root.join("pcaps/OISF+suricata-verify").join(pcap);
@@ -247,7 +257,13 @@ fn field(record: &Value, name: &str) -> Option<String> {
     }
 }
 
-fn difference(trace: &str, flow: &str, field: &str, expected: String, sensor: String) -> KnownDifference {
+fn difference(
+    trace: &str,
+    flow: &str,
+    field: &str,
+    expected: String,
+    sensor: String,
+) -> KnownDifference {
     KnownDifference {
         trace: trace.to_owned(),
         flow: flow.to_owned(),
@@ -262,7 +278,11 @@ fn difference(trace: &str, flow: &str, field: &str, expected: String, sensor: St
 fn record_tuple(r: &Value) -> String {
     let ip = |k: &str| {
         let ip = field(r, k).unwrap_or_default();
-        if ip.contains(':') { format!("[{ip}]") } else { ip }
+        if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        }
     };
     format!(
         "{}:{} -> {}:{}",
@@ -277,7 +297,11 @@ fn record_tuple(r: &Value) -> String {
 fn row_tuple(row: &ZeekConn) -> String {
     let ip = |k: &str| {
         let ip = row.get(k).unwrap_or("?").to_owned();
-        if ip.contains(':') { format!("[{ip}]") } else { ip }
+        if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        }
     };
     format!(
         "{}:{} -> {}:{}",
@@ -303,7 +327,13 @@ fn compare_zeek(trace: &str, rows: &[ZeekConn], records: &[Value]) -> Vec<KnownD
                 && field(r, "trans_depth").as_deref() == Some(depth)
         });
         let Some(index) = index else {
-            out.push(difference(trace, &label, "presence", "logged".into(), "absent".into()));
+            out.push(difference(
+                trace,
+                &label,
+                "presence",
+                "logged".into(),
+                "absent".into(),
+            ));
             continue;
         };
         used[index] = true;
@@ -331,7 +361,13 @@ fn compare_zeek(trace: &str, rows: &[ZeekConn], records: &[Value]) -> Vec<KnownD
                 record_tuple(r),
                 field(r, "trans_depth").unwrap_or_default()
             );
-            out.push(difference(trace, &label, "presence", "absent".into(), "record".into()));
+            out.push(difference(
+                trace,
+                &label,
+                "presence",
+                "absent".into(),
+                "record".into(),
+            ));
         }
     }
     out
@@ -382,7 +418,12 @@ fn matches(record: &Value, key: &str, expected: &Expected) -> Result<bool, Strin
 
 /// Counts the records a check selects; a difference when the count is not
 /// the expected one (or the check uses a key the comparison lacks).
-fn compare_check(test: &str, index: usize, check: &Check, records: &[Value]) -> Option<KnownDifference> {
+fn compare_check(
+    test: &str,
+    index: usize,
+    check: &Check,
+    records: &[Value],
+) -> Option<KnownDifference> {
     let keys: Vec<&(String, Expected)> = check
         .matches
         .iter()
@@ -397,7 +438,13 @@ fn compare_check(test: &str, index: usize, check: &Check, records: &[Value]) -> 
     let probe = serde_json::json!({});
     for (key, value) in &keys {
         if let Err(problem) = matches(&probe, key, value) {
-            return Some(difference(test, &label, "check", "comparable".into(), problem));
+            return Some(difference(
+                test,
+                &label,
+                "check",
+                "comparable".into(),
+                problem,
+            ));
         }
     }
     let mut count = 0u64;

@@ -120,7 +120,11 @@ impl Body {
                 Step {
                     consumed: take,
                     body: take as u64,
-                    end: if *remaining == 0 { End::Done } else { End::More },
+                    end: if *remaining == 0 {
+                        End::Done
+                    } else {
+                        End::More
+                    },
                 }
             }
             Body::Chunked(state) => chunked(state, data),

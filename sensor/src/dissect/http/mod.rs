@@ -38,7 +38,9 @@ use std::collections::VecDeque;
 
 use nucleus_proto::HttpRecord;
 
-use super::{AppEvent, Context, Dissector, L4, Limits, Probe, ProbeInput, Protocol, Transports, Want};
+use super::{
+    AppEvent, Context, Dissector, L4, Limits, Probe, ProbeInput, Protocol, Transports, Want,
+};
 use crate::packet::Direction;
 use body::{Body, End, GapStep};
 use parser::{ContentLength, Fields, HeadEnd, text};
@@ -65,9 +67,7 @@ fn probe(input: &ProbeInput<'_>) -> Probe {
             // line (a broken or unusual request, which servers answer with
             // a 400) lets the responder's status line decide, as Zeek logs
             // such exchanges from the response.
-            Probe::NoMatch
-                if hinted(input.ports) && parser::is_text_line(input.data) =>
-            {
+            Probe::NoMatch if hinted(input.ports) && parser::is_text_line(input.data) => {
                 Probe::NeedMore
             }
             p => p,
@@ -291,7 +291,10 @@ impl Http {
                 let k = lf.map_or(rest.len(), |p| p + 1);
                 let mut probe_buf = std::mem::take(&mut side.buf);
                 let old = probe_buf.len();
-                probe_buf.extend_from_slice(rest.get(..k.min(max.saturating_sub(old))).unwrap_or_default());
+                probe_buf.extend_from_slice(
+                    rest.get(..k.min(max.saturating_sub(old)))
+                        .unwrap_or_default(),
+                );
                 let v = parser::check_start(d == 1, &probe_buf, lf.is_some());
                 probe_buf.truncate(old);
                 side.buf = probe_buf;
@@ -373,12 +376,11 @@ impl Http {
         self.sides[d].started = false;
         if d == 1 && self.skip_responses == 0 {
             self.promote_request(cx);
-            let waiting = self.txs.iter().find(|t| !t.resp_done).map(|t| {
-                (
-                    t.rec.trans_depth,
-                    t.rec.version.as_deref() == Some("0.9"),
-                )
-            });
+            let waiting = self
+                .txs
+                .iter()
+                .find(|t| !t.resp_done)
+                .map(|t| (t.rec.trans_depth, t.rec.version.as_deref() == Some("0.9")));
             if let Some((depth, true)) = waiting {
                 self.sides[1].cur = Some(depth);
                 self.sides[1].state = State::Body(Body::UntilClose);

@@ -112,7 +112,9 @@ pub fn probe_request(data: &[u8]) -> Probe {
     };
     let Some(token_len) = token_len else {
         // No space yet: still plausible while the token is.
-        let seen = data.get(..data.len().min(MAX_PROBE_METHOD + 1)).unwrap_or_default();
+        let seen = data
+            .get(..data.len().min(MAX_PROBE_METHOD + 1))
+            .unwrap_or_default();
         return if data.len() <= MAX_PROBE_METHOD && method_ok(seen) {
             Probe::NeedMore
         } else {

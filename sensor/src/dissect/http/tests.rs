@@ -123,7 +123,10 @@ fn probe_accepts_requests_and_status_lines() {
     assert_eq!(p(R, b"HTTP/1."), Probe::NeedMore);
     // Not HTTP: TLS, DNS over TCP, SSH, RTSP, SIP, binary, a status line
     // from the client, UDP.
-    assert_eq!(p(O, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Probe::NoMatch);
+    assert_eq!(
+        p(O, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+        Probe::NoMatch
+    );
     assert_eq!(p(O, b"\x00\x1d\x12\x34\x01\x00\x00\x01"), Probe::NoMatch);
     assert_eq!(p(O, b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
     assert_eq!(p(R, b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
@@ -132,7 +135,10 @@ fn probe_accepts_requests_and_status_lines() {
     assert_eq!(p(O, b"\xff\xfe\x00garbage"), Probe::NoMatch);
     assert_eq!(p(O, b"HTTP/1.1 200 OK\r\n"), Probe::NoMatch);
     assert_eq!(p(R, b"GET / HTTP/1.1\r\n"), Probe::NoMatch);
-    assert_eq!(p(O, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), Probe::NoMatch);
+    assert_eq!(
+        p(O, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Probe::NoMatch
+    );
     let udp = ProbeInput {
         l4: L4::Udp,
         dir: O,
@@ -176,11 +182,19 @@ fn pipelined_requests_pair_in_order() {
     let recs = r.close();
     assert_eq!(recs.len(), 2);
     assert_eq!(
-        (recs[0].trans_depth, recs[0].uri.as_deref(), recs[0].status_code),
+        (
+            recs[0].trans_depth,
+            recs[0].uri.as_deref(),
+            recs[0].status_code
+        ),
         (1, Some("/a"), Some(200))
     );
     assert_eq!(
-        (recs[1].trans_depth, recs[1].uri.as_deref(), recs[1].status_code),
+        (
+            recs[1].trans_depth,
+            recs[1].uri.as_deref(),
+            recs[1].status_code
+        ),
         (2, Some("/b"), Some(404))
     );
     assert_eq!(recs[1].response_body_len, 3);
@@ -226,7 +240,8 @@ fn split_at_every_byte_boundary() {
 #[test]
 fn chunked_with_extensions_and_trailers() {
     let mut b = Body::Chunked(Chunked::SizeStart);
-    let data = b"5;name=value;x\r\nhello\r\nA\r\n0123456789\r\n0\r\nExpires: never\r\nX: y\r\n\r\nNEXT";
+    let data =
+        b"5;name=value;x\r\nhello\r\nA\r\n0123456789\r\n0\r\nExpires: never\r\nX: y\r\n\r\nNEXT";
     let step = b.data(data);
     assert_eq!(step.end, End::Done);
     assert_eq!(step.body, 15);
@@ -240,14 +255,20 @@ fn chunked_with_extensions_and_trailers() {
         End::Broken("chunk_size_overflow")
     );
     let mut b = Body::Chunked(Chunked::SizeStart);
-    assert_eq!(b.data(b"1\r\nab\r\n").end, End::Broken("missing_chunk_crlf"));
+    assert_eq!(
+        b.data(b"1\r\nab\r\n").end,
+        End::Broken("missing_chunk_crlf")
+    );
 }
 
 #[test]
 fn bad_chunk_size_is_an_anomaly_and_the_next_request_is_found() {
     let mut r = Run::new();
-    r.send(O, b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nXYZ\r\nmore junk\r\n")
-        .send(O, GET2);
+    r.send(
+        O,
+        b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nXYZ\r\nmore junk\r\n",
+    )
+    .send(O, GET2);
     let recs = r.close();
     assert!(r.anomalies.contains(&"bad_chunk_size"), "{:?}", r.anomalies);
     assert_eq!(recs.len(), 2);
@@ -263,7 +284,10 @@ fn continue_is_skipped_and_kept_as_info_code() {
     )
     .send(R, b"HTTP/1.1 100 Continue\r\n\r\n")
     .send(O, b"data")
-    .send(R, b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    .send(
+        R,
+        b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
     let recs = r.close();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].status_code, Some(200));
@@ -275,9 +299,12 @@ fn continue_is_skipped_and_kept_as_info_code() {
 #[test]
 fn connect_then_tunnel_stops_reading() {
     let mut r = Run::new();
-    r.send(O, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
-        // The client starts TLS before the answer: not an anomaly.
-        .send(O, b"\x16\x03\x01\x00\x05hello");
+    r.send(
+        O,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    // The client starts TLS before the answer: not an anomaly.
+    .send(O, b"\x16\x03\x01\x00\x05hello");
     assert_eq!(r.last_want, Want::More);
     r.send(R, b"HTTP/1.1 200 Connection Established\r\n\r\n");
     assert_eq!(r.last_want, Want::Done);
@@ -293,7 +320,10 @@ fn connect_then_tunnel_stops_reading() {
 fn failed_connect_keeps_http() {
     let mut r = Run::new();
     r.send(O, b"CONNECT h:443 HTTP/1.1\r\n\r\n")
-        .send(R, b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        .send(
+            R,
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+        )
         .send(O, GET2)
         .send(R, RESP2);
     let recs = r.close();
@@ -306,7 +336,10 @@ fn failed_connect_keeps_http() {
 fn switching_protocols_ends_the_flow() {
     let mut r = Run::new();
     r.send(O, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
-        .send(R, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+        .send(
+            R,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+        );
     assert_eq!(r.last_want, Want::Done);
     assert_eq!(r.records()[0].status_code, Some(101));
 }
@@ -332,7 +365,12 @@ fn head_204_304_have_no_body() {
         .collect();
     assert_eq!(
         got,
-        vec![(Some(200), 0), (Some(204), 0), (Some(304), 0), (Some(200), 1)]
+        vec![
+            (Some(200), 0),
+            (Some(204), 0),
+            (Some(304), 0),
+            (Some(200), 1)
+        ]
     );
 }
 
@@ -404,9 +442,10 @@ fn gap_inside_a_known_length_body_is_skipped_not_counted() {
 #[test]
 fn gap_in_headers_resyncs_at_the_next_request() {
     let mut r = Run::new();
-    r.send(O, b"GET /lost HTTP/1.1\r\nHo")
-        .gap(O, 30)
-        .send(O, b"st-rest: x\r\n\r\nGET /found HTTP/1.1\r\nHost: h\r\n\r\n");
+    r.send(O, b"GET /lost HTTP/1.1\r\nHo").gap(O, 30).send(
+        O,
+        b"st-rest: x\r\n\r\nGET /found HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
     let recs = r.close();
     assert!(r.anomalies.contains(&"gap_lost_sync"), "{:?}", r.anomalies);
     assert_eq!(recs.len(), 1);
@@ -489,7 +528,9 @@ fn head_over_the_cap_gives_the_direction_up() {
     }
     assert!(r.anomalies.contains(&"head_too_long"));
     assert_eq!(r.last_want, Want::More, "the responder still counts");
-    r.send(R, b"\x00\x00").send(R, &[b'x'; 100]).send(R, b"\r\n");
+    r.send(R, b"\x00\x00")
+        .send(R, &[b'x'; 100])
+        .send(R, b"\r\n");
     // Responder garbage resynchronises, it does not give up; a responder
     // head over the cap does.
     r.send(R, b"HTTP/1.1 200 OK\r\n");
@@ -531,11 +572,14 @@ fn header_parsing_details() {
     assert_eq!(req.fields.user_agent.as_deref(), Some(&b"ua folded"[..]));
     assert_eq!(req.fields.content_length, ContentLength::Valid(7));
     assert_eq!(req.fields.malformed, 1);
-    let req = parser::parse_request(b"GET / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n")
-        .unwrap();
+    let req =
+        parser::parse_request(b"GET / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n")
+            .unwrap();
     assert_eq!(req.fields.content_length, ContentLength::Invalid);
-    let req = parser::parse_request(b"GET / HTTP/1.1\r\nContent-Length: -1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
-        .unwrap();
+    let req = parser::parse_request(
+        b"GET / HTTP/1.1\r\nContent-Length: -1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(req.fields.content_length, ContentLength::Invalid);
     assert!(req.fields.chunked);
     let st = parser::parse_status_line(b"HTTP/1.1 2XX Weird").unwrap();
@@ -548,8 +592,10 @@ fn header_parsing_details() {
 #[test]
 fn broken_request_answered_by_the_server_gives_a_response_record() {
     let mut r = Run::new();
-    r.send(O, b"GET/ HTTP/1.1\nHost: www.google.com\n\n")
-        .send(R, b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad");
+    r.send(O, b"GET/ HTTP/1.1\nHost: www.google.com\n\n").send(
+        R,
+        b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad",
+    );
     let recs = r.close();
     assert!(r.anomalies.contains(&"malformed_request_line"));
     assert_eq!(recs.len(), 1);
