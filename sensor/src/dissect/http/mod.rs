@@ -2,7 +2,10 @@
 //!
 //! Owns: the `http` [`Protocol`] (content probe: a request line from the
 //! originator or a status line from the responder; ports 80, 8080, 8000,
-//! 3128 and 8008 are hints only), and the per-flow [`Http`] dissector:
+//! 3128 and 8008 are hints only, except that on them a client text line
+//! that is no request line waits for the server's status line to decide,
+//! as Zeek logs such exchanges from the response), and the per-flow
+//! [`Http`] dissector:
 //! keep-alive and pipelining (a queue of requests waiting for their
 //! responses, bounded by `Limits::max_pending_transactions`), `1xx`
 //! interim responses (skipped; the first one's code kept as `info_code`),
@@ -305,7 +308,7 @@ impl Http {
                 Probe::NeedMore => return skip + self.keep(cx, d, rest),
                 Probe::NoMatch => {
                     let line_end = lf.map_or(rest.len(), |p| p + 1);
-                    return skip + self.bad_start(cx, d, rest, line_end, lf.is_some());
+                    return skip + self.bad_start(cx, d, line_end, lf.is_some());
                 }
             }
         }
@@ -367,7 +370,6 @@ impl Http {
         &mut self,
         cx: &mut Context<'_>,
         d: usize,
-        rest: &[u8],
         line_end: usize,
         complete: bool,
     ) -> usize {
@@ -393,7 +395,6 @@ impl Http {
         } else {
             "malformed_status_line"
         });
-        let _ = rest;
         self.sides[d].state = resync(complete);
         line_end
     }
@@ -614,14 +615,14 @@ impl Http {
         }
         let room = MAX_CARRY.saturating_sub(carry.len());
         let add = data.get(..room.min(data.len())).unwrap_or_default();
-        let (verdict, used_on_match) = if carry.is_empty() {
-            (check(add), 0)
+        let verdict = if carry.is_empty() {
+            check(add)
         } else {
             let old = carry.len();
             carry.extend_from_slice(add);
             let v = check(carry);
             carry.truncate(old);
-            (v, add.len())
+            v
         };
         match verdict {
             Probe::Match => {
@@ -636,7 +637,6 @@ impl Http {
                     side.scan.advance(&start);
                     side.buf = start;
                 }
-                let _ = used_on_match;
                 0
             }
             Probe::NeedMore if add.len() == data.len() && carry.len() + add.len() < MAX_CARRY => {
