@@ -418,8 +418,10 @@ impl Reader {
         match matched {
             Some(p) => {
                 self.start(p, env);
-                // The dissector reads what was probed, this direction first,
-                // then what the other direction sent meanwhile.
+                // The dissector reads what was probed: what the other
+                // direction sent before this chunk (a request the probe could
+                // not judge before its response arrived), then this
+                // direction's kept bytes and the chunk.
                 let mine = std::mem::take(&mut self.probe[d]);
                 let other = std::mem::take(&mut self.probe[1 - d]);
                 let rest = if kept == 0 {
@@ -428,7 +430,7 @@ impl Reader {
                     &b[b.len().min(room)..]
                 };
                 let feed: [(Direction, &[u8]); 3] =
-                    [(dir, &mine), (dir, rest), (dir.reverse(), &other)];
+                    [(dir.reverse(), &other), (dir, &mine), (dir, rest)];
                 for (fd, bytes) in feed {
                     if bytes.is_empty() {
                         continue;
