@@ -16,11 +16,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sensor_tests::corpus::Corpus;
 use sensor_tests::corpus::corpus_or_skip;
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
-use sensor_tests::suricata::{Check, Expected, parse_checks};
+use sensor_tests::suricata::{Check, Expected, tests_with_event};
 use sensor_tests::zeek::{KnownDifference, ZeekConn, log_baselines, parse_log};
 use serde::Deserialize;
 use serde_json::Value;
@@ -93,7 +92,7 @@ fn http_corpus() {
 
     let baselines = log_baselines(&corpus, TRACE_PREFIXES, "http");
     assert!(!baselines.is_empty(), "no http baselines found");
-    let sv_tests = sv_tests_with_event(&corpus, "http");
+    let sv_tests = tests_with_event(&corpus, "http");
     assert!(!sv_tests.is_empty(), "no suricata-verify http tests found");
 
     let mut problems = Vec::new();
@@ -182,54 +181,6 @@ fn http_corpus() {
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-/// A suricata-verify test: name, capture, checks.
-struct SvTest {
-    name: String,
-    pcap: PathBuf,
-    checks: Vec<Check>,
-}
-
-/// The suricata-verify tests whose checks look at `event_type` events.
-/// (`sensor_tests::suricata::tests_with_event` fails on index entries
-/// whose `pcap` is null — three tcp-urgp tests — so the index is read here,
-/// skipping them.)
-fn sv_tests_with_event(corpus: &Corpus, event_type: &str) -> Vec<SvTest> {
-    let index_path = corpus.root.join("suricata-verify-tests.json");
-    let index: BTreeMap<String, Value> = serde_json::from_str(
-        &std::fs::read_to_string(&index_path).expect("suricata-verify-tests.json is readable"),
-    )
-    .expect("suricata-verify-tests.json is a JSON object");
-    let mut out = Vec::new();
-    for (name, entry) in index {
-        let Some(pcap) = entry.get("pcap").and_then(Value::as_str) else {
-            continue;
-        };
-        if entry
-            .get("events")
-            .and_then(|e| e.get(event_type))
-            .is_none()
-        {
-            continue;
-        }
-        let pcap = corpus.root.join("pcaps/OISF+suricata-verify").join(pcap);
-        let yaml = corpus
-            .root
-            .join("expected/OISF+suricata-verify")
-            .join(&name)
-            .join("test.yaml");
-        if !pcap.is_file() || !yaml.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&yaml).expect("test.yaml is readable");
-        out.push(SvTest {
-            name,
-            pcap,
-            checks: parse_checks(&text),
-        });
-    }
-    out
 }
 
 /// The sensor's `http` records for a capture.
