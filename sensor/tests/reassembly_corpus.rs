@@ -37,10 +37,10 @@ struct Dir {
 
 /// Reassembles every TCP direction of a capture (decapsulated and
 /// defragmented as the sensor does) and flushes it at the end, as the flow
-/// table does at flow timeout. Gaps are written the way
-/// Suricata prints them in `payload_printable`.
-/// Every stream stays within `limits`, all of them within `budget`, at
-/// every step.
+/// table does at flow timeout. Gaps are written the way Suricata prints
+/// them in `payload_printable`. Asserts that every stream stays within
+/// `limits`, and all of them within `budget`, at every step, and that the
+/// budget is back to 0 at the end.
 fn reassemble_within(path: &Path, limits: StreamLimits, budget: usize) -> BTreeMap<String, Dir> {
     let mut frontend = Frontend::new(&PipelineConfig::default());
     let mut budget = Budget::new(budget);
