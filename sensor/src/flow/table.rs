@@ -291,7 +291,7 @@ impl FlowTable {
                 let syn = flags & crate::decap::tcp_flags::SYN != 0;
                 let fin = flags & crate::decap::tcp_flags::FIN != 0;
                 let rst = flags & crate::decap::tcp_flags::RST != 0;
-                if payload_len == 0 && !syn && !fin {
+                if payload_len == 0 && !syn && !fin && !rst {
                     return;
                 }
                 let seg = Segment {
