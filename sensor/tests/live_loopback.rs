@@ -136,13 +136,16 @@ fn comparable(text: &str) -> Vec<String> {
         .map(|l| {
             let mut r: Value = serde_json::from_str(l).unwrap();
             let o = r.as_object_mut().unwrap();
-            for k in ["ts", "end_ts", "duration", "uid"] {
+            for k in ["ts", "end_ts", "duration", "uid", "rtt"] {
                 o.remove(k);
             }
-            for layer in o.get_mut("tunnel").unwrap().as_array_mut().unwrap() {
-                let l = layer.as_object_mut().unwrap();
-                l.remove("outer_src");
-                l.remove("outer_dst");
+            // Application records have no tunnel list.
+            if let Some(Value::Array(layers)) = o.get_mut("tunnel") {
+                for layer in layers {
+                    let l = layer.as_object_mut().unwrap();
+                    l.remove("outer_src");
+                    l.remove("outer_dst");
+                }
             }
             r.to_string()
         })

@@ -57,7 +57,7 @@ pub fn normalize(record: &Value, prefix_layers: &[Value]) -> Value {
     for field in TIME_FIELDS {
         object.remove(*field);
     }
-    if kind(record) != "flow" {
+    if !matches!(kind(record), "flow" | "") {
         return Value::Object(object);
     }
     let mut tunnel: Vec<Value> = prefix_layers.to_vec();
