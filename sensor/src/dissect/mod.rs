@@ -20,6 +20,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod tls;
 
 use crate::packet::Direction;
 
