@@ -515,16 +515,17 @@ pub fn fuzz_input(data: &[u8]) {
         let _ = sh.ja3s();
     }
     let _ = cert::parse_certificate_message(data);
-    fuzz_records(data);
+    let _ = fuzz_records(data);
 }
 
-/// Feeds arbitrary bytes to a TLS dissector as a client stream then a
-/// server stream (split at a byte chosen by the input), with small limits.
-pub fn fuzz_records(data: &[u8]) {
-    let split = data.first().map_or(0, |b| {
-        usize::from(*b).min(data.len()).saturating_mul(data.len()) / 256
-    });
-    let (a, b) = data.split_at(split.min(data.len()));
+/// Feeds arbitrary bytes to a TLS dissector: the first two bytes (big
+/// endian) give the length of the client stream that follows, the rest is
+/// the server stream; small limits. Returns the number of records
+/// emitted.
+pub fn fuzz_records(data: &[u8]) -> usize {
+    let (hdr, rest) = data.split_at(data.len().min(2));
+    let split = hdr.iter().fold(0usize, |a, b| a << 8 | usize::from(*b));
+    let (a, b) = rest.split_at(split.min(rest.len()));
     let limits = Limits {
         max_pending_transactions: 4,
         max_buffered_bytes: 16 * 1024,
@@ -537,7 +538,8 @@ pub fn fuzz_records(data: &[u8]) {
         out: &mut out,
         anomalies: &mut anomalies,
     };
-    let _ = probe_bytes(data);
+    let _ = probe_bytes(a);
+    let _ = probe_bytes(b);
     for chunk in a.chunks(97) {
         d.data(&mut cx, Direction::Originator, chunk);
     }
@@ -545,6 +547,7 @@ pub fn fuzz_records(data: &[u8]) {
         d.data(&mut cx, Direction::Responder, chunk);
     }
     d.close(&mut cx);
+    out.len()
 }
 
 #[cfg(test)]
