@@ -26,7 +26,12 @@ fn client_hello_body() -> Vec<u8> {
     sni.extend_from_slice(name);
     let exts = [
         ext(0x0000, &sni),
-        ext(0x0010, &[0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1']),
+        ext(
+            0x0010,
+            &[
+                0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+            ],
+        ),
         ext(0x002b, &[4, 3, 4, 3, 3]),
         ext(0x000a, &[0, 4, 0, 0x1d, 0, 0x17]),
         ext(0x000d, &[0, 4, 4, 3, 8, 4]),
@@ -65,17 +70,26 @@ fn client_hello_in_three_reversed_segments_is_recovered() {
     let mut frames = vec![
         frame(1_000, tcp_frame(c, cp, s, sp, cseq, 0, "S", 1, &[])),
         frame(2_000, tcp_frame(s, sp, c, cp, sseq, cseq + 1, "SA", 1, &[])),
-        frame(3_000, tcp_frame(c, cp, s, sp, cseq + 1, sseq + 1, "A", 2, &[])),
+        frame(
+            3_000,
+            tcp_frame(c, cp, s, sp, cseq + 1, sseq + 1, "A", 2, &[]),
+        ),
     ];
     // Third, second, then first segment.
     let mut t = 4_000;
     for i in [2usize, 1, 0] {
         let seq = cseq + 1 + (i * third) as u32;
-        frames.push(frame(t, tcp_frame(c, cp, s, sp, seq, sseq + 1, "PA", 3 + i as u16, parts[i])));
+        frames.push(frame(
+            t,
+            tcp_frame(c, cp, s, sp, seq, sseq + 1, "PA", 3 + i as u16, parts[i]),
+        ));
         t += 1_000;
     }
     let end = cseq + 1 + record.len() as u32;
-    frames.push(frame(t, tcp_frame(s, sp, c, cp, sseq + 1, end, "A", 2, &[])));
+    frames.push(frame(
+        t,
+        tcp_frame(s, sp, c, cp, sseq + 1, end, "A", 2, &[]),
+    ));
 
     let records = run(&PipelineConfig::default(), &frames);
     let tls: Vec<_> = records

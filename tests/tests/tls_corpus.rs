@@ -24,7 +24,7 @@ use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::tests_with_event;
 use sensor_tests::tshark::{SENSOR_DECODE_AS, require_tshark};
-use sensor_tests::zeek::{log_baselines, parse_log};
+use sensor_tests::zeek::{ConnBaseline, log_baselines, parse_log};
 
 /// One known difference from a reference tool.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -78,8 +78,9 @@ fn load() -> Expectations {
     toml::from_str(&text).expect("tls.toml parses")
 }
 
-/// Compares what was found with the listed differences of `check`.
-fn verdict(check: &str, found: &[Difference], summary: &str) {
+/// Compares what was found with the listed differences of `check`;
+/// returns the problems (unlisted or stale differences).
+fn verdict(check: &str, found: &[Difference], summary: &str) -> Vec<String> {
     let expectations = load();
     let listed: Vec<&Difference> = expectations
         .difference
@@ -116,7 +117,7 @@ fn verdict(check: &str, found: &[Difference], summary: &str) {
                 .join("\n")
         ));
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    problems
 }
 
 /// The sensor's `tls` records for a capture.
@@ -224,7 +225,7 @@ fn ja3_and_ja3s_equal_tshark() {
             }
         }
     }
-    verdict(
+    let mut problems = verdict(
         "ja3",
         &found.iter().filter(|d| d.check == "ja3").cloned().collect::<Vec<_>>(),
         &format!(
@@ -232,11 +233,12 @@ fn ja3_and_ja3s_equal_tshark() {
             captures.len()
         ),
     );
-    verdict(
+    problems.extend(verdict(
         "ja3s",
         &found.iter().filter(|d| d.check == "ja3s").cloned().collect::<Vec<_>>(),
         "JA3S",
-    );
+    ));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
@@ -279,11 +281,12 @@ fn ja4_equals_suricata_verify() {
         }
     }
     assert!(checks > 0, "no suricata-verify check looks at tls.ja4");
-    verdict(
+    let problems = verdict(
         "ja4",
         &found,
         &format!("{checks} suricata-verify tls.ja4 checks, {equal} equal"),
     );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// Zeek's `time` column (epoch seconds) as RFC 3339 UTC.
@@ -331,6 +334,40 @@ fn join_strs(v: Option<&Value>) -> String {
         .unwrap_or_default()
 }
 
+/// Baselines by file: a test that reads several traces has one baseline
+/// for all of them (its rows are matched against all their records).
+fn group(baselines: &[ConnBaseline]) -> Vec<(&ConnBaseline, Vec<PathBuf>)> {
+    let mut out: Vec<(&ConnBaseline, Vec<PathBuf>)> = Vec::new();
+    for b in baselines {
+        match out.iter_mut().find(|(o, _)| o.path == b.path) {
+            Some((_, pcaps)) => pcaps.push(b.pcap.clone()),
+            None => out.push((b, vec![b.pcap.clone()])),
+        }
+    }
+    out
+}
+
+fn records_of(runs: &mut BTreeMap<PathBuf, Vec<Value>>, pcaps: &[PathBuf]) -> Vec<Value> {
+    let mut all = Vec::new();
+    for p in pcaps {
+        all.extend(
+            runs.entry(p.clone())
+                .or_insert_with(|| tls_records(p))
+                .iter()
+                .cloned(),
+        );
+    }
+    all
+}
+
+fn capture_name(corpus: &Corpus, pcaps: &[PathBuf]) -> String {
+    pcaps
+        .iter()
+        .map(|p| corpus.relative(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn ssl_and_x509_equal_zeek() {
     let Some(corpus) = corpus_or_skip() else {
@@ -342,12 +379,9 @@ fn ssl_and_x509_equal_zeek() {
     let mut runs: BTreeMap<PathBuf, Vec<Value>> = BTreeMap::new();
     let mut found = Vec::new();
     let (mut rows, mut cert_rows) = (0, 0);
-    for b in &ssl {
-        let recs = runs
-            .entry(b.pcap.clone())
-            .or_insert_with(|| tls_records(&b.pcap))
-            .clone();
-        let capture = corpus.relative(&b.pcap).into_owned();
+    for (b, pcaps) in group(&ssl) {
+        let recs = records_of(&mut runs, &pcaps);
+        let capture = capture_name(&corpus, &pcaps);
         let mut used = vec![false; recs.len()];
         for row in parse_log(&b.path) {
             rows += 1;
@@ -406,12 +440,9 @@ fn ssl_and_x509_equal_zeek() {
             }
         }
     }
-    for b in &x509 {
-        let recs = runs
-            .entry(b.pcap.clone())
-            .or_insert_with(|| tls_records(&b.pcap))
-            .clone();
-        let capture = corpus.relative(&b.pcap).into_owned();
+    for (b, pcaps) in group(&x509) {
+        let recs = records_of(&mut runs, &pcaps);
+        let capture = capture_name(&corpus, &pcaps);
         let certs: Vec<Value> = recs
             .iter()
             .flat_map(|r| r["certs"].as_array().cloned().unwrap_or_default())
@@ -457,14 +488,15 @@ fn ssl_and_x509_equal_zeek() {
             }
         }
     }
-    verdict(
+    let mut problems = verdict(
         "ssl",
         &found.iter().filter(|d| d.check == "ssl").cloned().collect::<Vec<_>>(),
         &format!("{} ssl.log baselines, {rows} rows", ssl.len()),
     );
-    verdict(
+    problems.extend(verdict(
         "x509",
         &found.iter().filter(|d| d.check == "x509").cloned().collect::<Vec<_>>(),
         &format!("{} x509.log baselines, {cert_rows} rows", x509.len()),
-    );
+    ));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

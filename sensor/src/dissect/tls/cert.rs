@@ -105,6 +105,16 @@ pub fn summarise(der: &[u8]) -> Certificate {
                 .unwrap_or(0);
             ("dsa", bits)
         }
+        "2.16.840.1.101.3.4.3.17" | "2.16.840.1.101.3.4.3.18" | "2.16.840.1.101.3.4.3.19" => {
+            // ML-DSA (FIPS 204): the size of the public key, as Zeek does.
+            let name = match alg.as_str() {
+                "2.16.840.1.101.3.4.3.17" => "ML-DSA-44",
+                "2.16.840.1.101.3.4.3.18" => "ML-DSA-65",
+                _ => "ML-DSA-87",
+            };
+            let bits = spki.subject_public_key.data.len().saturating_mul(8);
+            (name, u32::try_from(bits).unwrap_or(u32::MAX))
+        }
         "1.3.101.112" => ("ed25519", 256),
         "1.3.101.113" => ("ed448", 456),
         other => {

@@ -115,6 +115,9 @@ pub struct ClientHello {
     pub session_ticket_nonempty: bool,
     /// The hello was a DTLS one (parsed by [`parse_client_hello_dtls`]).
     pub dtls: bool,
+    /// The hello was in the SSLv2 format (parsed by
+    /// [`parse_sslv2_client_hello`]): no extensions, no fingerprints.
+    pub sslv2: bool,
 }
 
 /// A parsed ServerHello (or HelloRetryRequest).
@@ -316,6 +319,40 @@ fn parse_client_hello_inner(body: &[u8], dtls: bool) -> Option<ClientHello> {
     Some(ch)
 }
 
+/// Parses an SSLv2-format ClientHello (RFC 6101 appendix E.2, as old
+/// clients send to reach SSLv3/TLS servers): `msg` starts at the message
+/// type (1). Cipher specs whose first byte is 0 are the TLS cipher suites.
+pub fn parse_sslv2_client_hello(msg: &[u8]) -> Option<ClientHello> {
+    let mut r = Reader::new(msg);
+    if r.u8()? != 1 {
+        return None;
+    }
+    let legacy_version = r.u16()?;
+    let specs_len = r.u16()?;
+    let sid_len = r.u16()?;
+    let challenge_len = r.u16()?;
+    let specs = r.take(usize::from(specs_len))?;
+    if specs.len() % 3 != 0 {
+        return None;
+    }
+    let session_id = r.take(usize::from(sid_len))?;
+    r.take(usize::from(challenge_len))?;
+    let cipher_suites = specs
+        .chunks_exact(3)
+        .filter_map(|c| match c {
+            [0, a, b] => Some(u16::from_be_bytes([*a, *b])),
+            _ => None,
+        })
+        .collect();
+    Some(ClientHello {
+        legacy_version,
+        session_id: session_id.to_vec(),
+        cipher_suites,
+        sslv2: true,
+        ..ClientHello::default()
+    })
+}
+
 /// Parses a ServerHello handshake body (after the 4-byte handshake
 /// header). `None` if the fixed part is truncated.
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
@@ -331,12 +368,14 @@ fn parse_server_hello_inner(body: &[u8], dtls: bool) -> Option<ServerHello> {
     let mut r = Reader::new(body);
     let legacy_version = r.u16()?;
     let random = r.take(32)?;
-    let session_id = r.vec8()?;
+    // TLS 1.3 drafts before 22 had neither session id nor compression.
+    let early_draft = (0x7f00..0x7f16).contains(&legacy_version);
+    let session_id = if early_draft { &[][..] } else { r.vec8()? };
     if session_id.len() > 32 {
         return None;
     }
     let cipher_suite = r.u16()?;
-    let compression_method = r.u8()?;
+    let compression_method = if early_draft { 0 } else { r.u8()? };
     let extensions = parse_extensions(&mut r);
     let mut sh = ServerHello {
         legacy_version,

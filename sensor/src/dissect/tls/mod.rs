@@ -66,6 +66,8 @@ const CT_ALERT: u8 = 21;
 const CT_HANDSHAKE: u8 = 22;
 const CT_APPDATA: u8 = 23;
 const CT_HEARTBEAT: u8 = 24;
+/// Pseudo content type of an SSLv2-format record.
+const CT_SSLV2: u8 = 0x80;
 
 const HS_CLIENT_HELLO: u8 = 1;
 const HS_SERVER_HELLO: u8 = 2;
@@ -86,6 +88,9 @@ type Check = fn(&[u8]) -> bool;
 /// The content test of [`probe`]: a handshake record whose first message
 /// is a ClientHello or ServerHello with a TLS 1.x body version.
 fn probe_bytes(d: &[u8]) -> Probe {
+    if d.first().is_some_and(|b| b & 0x80 != 0) {
+        return probe_sslv2(d);
+    }
     // Checks each byte as far as it is available.
     let checks: [(usize, Check); 5] = [
         (1, |d| d.first() == Some(&CT_HANDSHAKE)),
@@ -120,6 +125,25 @@ fn probe_bytes(d: &[u8]) -> Probe {
     Probe::Match
 }
 
+/// An SSLv2-format ClientHello: 2-byte length with the top bit set, type
+/// 1, version 2.0 or 3.x, cipher specs a multiple of 3 bytes.
+fn probe_sslv2(d: &[u8]) -> Probe {
+    if d.len() < 11 {
+        return Probe::NeedMore;
+    }
+    let len = be16(d, 0).map_or(0, |v| usize::from(v & 0x7fff));
+    let specs = be16(d, 5).map_or(0, usize::from);
+    let ok = d.get(2) == Some(&1)
+        && matches!(
+            (d.get(3), d.get(4)),
+            (Some(0), Some(2)) | (Some(3), Some(0..=4))
+        )
+        && specs > 0
+        && specs.is_multiple_of(3)
+        && len >= 9 + specs;
+    if ok { Probe::Match } else { Probe::NoMatch }
+}
+
 fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
@@ -145,6 +169,10 @@ struct Side {
     encrypted: bool,
     /// This side was given up (gap, malformed records, over a cap).
     dead: bool,
+    /// A record was read on this side (an SSLv2 hello can only be first).
+    seen_record: bool,
+    /// The current record is an SSLv2-format one (2-byte header).
+    sslv2: bool,
 }
 
 /// One TLS connection.
@@ -200,14 +228,36 @@ impl Tls {
         while !data.is_empty() && !self.side(dir).dead {
             let side = self.side(dir);
             if side.remaining == 0 && side.hdr_len < 5 {
-                let n = (5 - side.hdr_len).min(data.len());
+                let v2 = dir == Direction::Originator
+                    && !side.seen_record
+                    && (if side.hdr_len > 0 {
+                        Some(&side.hdr[0])
+                    } else {
+                        data.first()
+                    })
+                    .is_some_and(|b| b & 0x80 != 0)
+                    || side.sslv2;
+                let need = if v2 { 2 } else { 5 };
+                let n = (need - side.hdr_len.min(need)).min(data.len());
                 let (head, rest) = data.split_at(n);
                 if let Some(dst) = side.hdr.get_mut(side.hdr_len..side.hdr_len + n) {
                     dst.copy_from_slice(head);
                 }
                 side.hdr_len += n;
                 data = rest;
-                if side.hdr_len == 5 {
+                if v2 && side.hdr_len == 2 {
+                    // SSLv2 record: the body goes to the handshake buffer.
+                    side.sslv2 = true;
+                    side.seen_record = true;
+                    side.hdr_len = 5;
+                    side.ct = CT_SSLV2;
+                    side.remaining =
+                        usize::from(u16::from_be_bytes([side.hdr[0] & 0x7f, side.hdr[1]]));
+                    if side.remaining == 0 {
+                        side.dead = true;
+                    }
+                } else if side.hdr_len == 5 {
+                    side.seen_record = true;
                     self.record_header(cx, dir);
                 }
                 continue;
@@ -290,6 +340,28 @@ impl Tls {
                 }
                 side.hs.extend_from_slice(chunk);
                 self.handshake_messages(cx, dir);
+            }
+            CT_SSLV2 => {
+                let cap = self.limits.max_buffered_bytes;
+                let side = self.side(dir);
+                if side.hs.len().saturating_add(chunk.len()) > cap {
+                    side.dead = true;
+                    side.hs = Vec::new();
+                    cx.anomaly("handshake_too_large");
+                    return;
+                }
+                side.hs.extend_from_slice(chunk);
+                if last {
+                    let msg = std::mem::take(&mut side.hs);
+                    side.sslv2 = false;
+                    match hello::parse_sslv2_client_hello(&msg) {
+                        Some(ch) => self.client_hello(cx, &ch),
+                        None => {
+                            cx.anomaly("malformed_sslv2_hello");
+                            self.side(dir).dead = true;
+                        }
+                    }
+                }
             }
             CT_ALERT => {
                 let side = self.side(dir);
@@ -384,25 +456,7 @@ impl Tls {
                     cx.anomaly("malformed_client_hello");
                     return;
                 };
-                if self.client_hello {
-                    // The second ClientHello after a HelloRetryRequest: the
-                    // first one's fingerprints are kept.
-                    return;
-                }
-                self.client_hello = true;
-                self.ts_us.get_or_insert(cx.ts_us);
-                self.client_session_id = ch.session_id.clone();
-                let r = &mut self.rec;
-                r.sni = ch.sni.clone();
-                r.alpn = ch.alpn_strings();
-                r.ja3_string = Some(ch.ja3_string());
-                r.ja3 = Some(ch.ja3());
-                r.ja4 = Some(ch.ja4(false));
-                r.ech = ch.ech;
-                r.client_version = Some(hello::version_name(ch.max_version()));
-                if r.version.is_none() {
-                    r.version = r.client_version.clone();
-                }
+                self.client_hello(cx, &ch);
             }
             (Direction::Responder, HS_SERVER_HELLO) => {
                 let Some(sh) = hello::parse_server_hello(body) else {
@@ -448,6 +502,31 @@ impl Tls {
                 cx.anomaly("hello_from_wrong_side");
             }
             _ => {}
+        }
+    }
+
+    /// Fills the record from the (first) ClientHello.
+    fn client_hello(&mut self, cx: &mut Context<'_>, ch: &hello::ClientHello) {
+        if self.client_hello {
+            // The second ClientHello after a HelloRetryRequest: the first
+            // one's fingerprints are kept.
+            return;
+        }
+        self.client_hello = true;
+        self.ts_us.get_or_insert(cx.ts_us);
+        self.client_session_id = ch.session_id.clone();
+        let r = &mut self.rec;
+        r.sni = ch.sni.clone();
+        r.alpn = ch.alpn_strings();
+        if !ch.sslv2 {
+            r.ja3_string = Some(ch.ja3_string());
+            r.ja3 = Some(ch.ja3());
+            r.ja4 = Some(ch.ja4(false));
+        }
+        r.ech = ch.ech;
+        r.client_version = Some(hello::version_name(ch.max_version()));
+        if r.version.is_none() {
+            r.version = r.client_version.clone();
         }
     }
 

@@ -347,3 +347,29 @@ fn fuzz_entry_points_survive_truncations() {
         fuzz_input(&stream[n..]);
     }
 }
+
+#[test]
+fn sslv2_client_hello_then_tls_server() {
+    // SSLv2-format hello offering TLS 1.0: two v3 suites and one v2 spec.
+    let mut msg = vec![1, 3, 1, 0, 9, 0, 0, 0, 16];
+    msg.extend_from_slice(&[0, 0, 0x39, 0, 0, 0x2f, 0x07, 0x00, 0xc0]);
+    msg.extend_from_slice(&[0xaa; 16]);
+    let mut v2 = vec![0x80 | (msg.len() >> 8) as u8, msg.len() as u8];
+    v2.extend_from_slice(&msg);
+    assert_eq!(probe_bytes(&v2), Probe::Match);
+    assert_eq!(
+        probe_bytes(b"\x80\x05\x02\x00\x02\x00\x00\x00\x00\x00\x00"),
+        Probe::NoMatch
+    );
+    let sh = server_hello_body(0x0301, [1; 32], &[], 0x0039, &[ext(0xff01, &[0])]);
+    let calls: Vec<_> = v2.chunks(1).map(|b| (C, b.to_vec())).collect();
+    let mut calls = calls;
+    calls.push((S, record(22, &handshake(2, &sh))));
+    let (recs, anomalies, _) = run(&calls);
+    assert!(anomalies.is_empty(), "{anomalies:?}");
+    let r = &recs[0];
+    assert_eq!(r.client_version.as_deref(), Some("TLSv10"));
+    assert_eq!(r.version.as_deref(), Some("TLSv10"));
+    assert_eq!(r.ja3, None, "no JA3 for an SSLv2-format hello");
+    assert_eq!(r.ja3s_string.as_deref(), Some("769,57,65281"));
+}
