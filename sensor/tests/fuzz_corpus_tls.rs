@@ -3,6 +3,9 @@
 //! so every seed, and every crash input added to them, stays a regression
 //! test on stable Rust.
 
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::Path;
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {

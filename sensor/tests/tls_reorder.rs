@@ -2,6 +2,9 @@
 //! order is recovered: the flow stage's reassembler puts the segments back
 //! in order and the TLS dissector reads the whole hello.
 
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use common::{ethernet_frame as frame, run, tcp_frame};

@@ -109,10 +109,7 @@ pub fn tests_with_event(corpus: &Corpus, event_type: &str) -> Vec<SvTest> {
         let Some(pcap) = &entry.pcap else {
             continue;
         };
-        let pcap = corpus
-            .root
-            .join("pcaps/OISF+suricata-verify")
-            .join(pcap);
+        let pcap = corpus.root.join("pcaps/OISF+suricata-verify").join(pcap);
         let yaml = corpus
             .root
             .join("expected/OISF+suricata-verify")

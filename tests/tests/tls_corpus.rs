@@ -17,14 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
-use serde_json::Value;
 use sensor_tests::corpus::{Corpus, corpus_or_skip};
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::tests_with_event;
 use sensor_tests::tshark::{SENSOR_DECODE_AS, require_tshark};
 use sensor_tests::zeek::{ConnBaseline, log_baselines, parse_log};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// One known difference from a reference tool.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -45,14 +45,19 @@ struct Difference {
 
 impl Difference {
     fn same_as(&self, other: &Self) -> bool {
-        (&self.check, &self.capture, &self.item, &self.expected, &self.sensor)
-            == (
-                &other.check,
-                &other.capture,
-                &other.item,
-                &other.expected,
-                &other.sensor,
-            )
+        (
+            &self.check,
+            &self.capture,
+            &self.item,
+            &self.expected,
+            &self.sensor,
+        ) == (
+            &other.check,
+            &other.capture,
+            &other.item,
+            &other.expected,
+            &other.sensor,
+        )
     }
 
     fn to_toml(&self) -> String {
@@ -90,10 +95,16 @@ fn verdict(check: &str, found: &[Difference], summary: &str) -> Vec<String> {
     let mut problems = Vec::new();
     for l in &listed {
         if l.reason.trim().is_empty() {
-            problems.push(format!("listed difference without a reason:\n{}", l.to_toml()));
+            problems.push(format!(
+                "listed difference without a reason:\n{}",
+                l.to_toml()
+            ));
         }
         if !found.iter().any(|f| f.same_as(l)) {
-            problems.push(format!("listed difference no longer occurs:\n{}", l.to_toml()));
+            problems.push(format!(
+                "listed difference no longer occurs:\n{}",
+                l.to_toml()
+            ));
         }
     }
     let unlisted: Vec<&Difference> = found
@@ -147,7 +158,10 @@ fn tshark_hashes(pcap: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
         .arg("-r")
         .arg(pcap)
         .args(SENSOR_DECODE_AS.iter().flat_map(|rule| ["-d", rule]))
-        .args(["-Y", "tcp && (tls.handshake.type == 1 || tls.handshake.type == 2)"])
+        .args([
+            "-Y",
+            "tcp && (tls.handshake.type == 1 || tls.handshake.type == 2)",
+        ])
         .args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a"])
         .args(["-E", "aggregator=,"])
         .args(["-e", "tls.handshake.ja3", "-e", "tls.handshake.ja3s"])
@@ -227,7 +241,11 @@ fn ja3_and_ja3s_equal_tshark() {
     }
     let mut problems = verdict(
         "ja3",
-        &found.iter().filter(|d| d.check == "ja3").cloned().collect::<Vec<_>>(),
+        &found
+            .iter()
+            .filter(|d| d.check == "ja3")
+            .cloned()
+            .collect::<Vec<_>>(),
         &format!(
             "{} TLS captures, {with_hello} with hellos tshark dissects; JA3 sets equal on {ja3_equal}, JA3S sets equal on {ja3s_equal}",
             captures.len()
@@ -235,7 +253,11 @@ fn ja3_and_ja3s_equal_tshark() {
     );
     problems.extend(verdict(
         "ja3s",
-        &found.iter().filter(|d| d.check == "ja3s").cloned().collect::<Vec<_>>(),
+        &found
+            .iter()
+            .filter(|d| d.check == "ja3s")
+            .cloned()
+            .collect::<Vec<_>>(),
         "JA3S",
     ));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -410,7 +432,11 @@ fn ssl_and_x509_equal_zeek() {
                 reason: String::new(),
             };
             let Some(i) = idx else {
-                found.push(diff(format!("{flow} ({})", b.name), "record".into(), "(missing)".into()));
+                found.push(diff(
+                    format!("{flow} ({})", b.name),
+                    "record".into(),
+                    "(missing)".into(),
+                ));
                 continue;
             };
             used[i] = true;
@@ -421,12 +447,19 @@ fn ssl_and_x509_equal_zeek() {
                 .filter_map(|c| c["sha256"].as_str())
                 .collect::<Vec<_>>()
                 .join(",");
-            let resumed = if r["resumed"].as_bool() == Some(true) { "T" } else { "F" };
+            let resumed = if r["resumed"].as_bool() == Some(true) {
+                "T"
+            } else {
+                "F"
+            };
             for (col, sensor) in [
                 ("version", str_field(r, "version").unwrap_or_default()),
                 ("cipher", str_field(r, "cipher").unwrap_or_default()),
                 ("server_name", str_field(r, "sni").unwrap_or_default()),
-                ("next_protocol", str_field(r, "alpn_selected").unwrap_or_default()),
+                (
+                    "next_protocol",
+                    str_field(r, "alpn_selected").unwrap_or_default(),
+                ),
                 ("resumed", resumed.to_owned()),
                 ("cert_chain_fps", fps),
             ] {
@@ -458,8 +491,15 @@ fn ssl_and_x509_equal_zeek() {
                 sensor,
                 reason: String::new(),
             };
-            let Some(c) = certs.iter().find(|c| c["sha256"].as_str() == Some(fp.as_str())) else {
-                found.push(diff(format!("{fp} ({})", b.name), "certificate".into(), "(missing)".into()));
+            let Some(c) = certs
+                .iter()
+                .find(|c| c["sha256"].as_str() == Some(fp.as_str()))
+            else {
+                found.push(diff(
+                    format!("{fp} ({})", b.name),
+                    "certificate".into(),
+                    "(missing)".into(),
+                ));
                 continue;
             };
             let sensor_str = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
@@ -470,8 +510,16 @@ fn ssl_and_x509_equal_zeek() {
                 ("certificate.serial", sensor_str("serial"), None),
                 ("san.dns", join_strs(c.get("san_dns")), None),
                 ("san.ip", join_strs(c.get("san_ip")), None),
-                ("certificate.not_valid_before", sensor_str("not_before"), Some(epoch_rfc3339 as fn(&str) -> String)),
-                ("certificate.not_valid_after", sensor_str("not_after"), Some(epoch_rfc3339 as fn(&str) -> String)),
+                (
+                    "certificate.not_valid_before",
+                    sensor_str("not_before"),
+                    Some(epoch_rfc3339 as fn(&str) -> String),
+                ),
+                (
+                    "certificate.not_valid_after",
+                    sensor_str("not_after"),
+                    Some(epoch_rfc3339 as fn(&str) -> String),
+                ),
                 ("certificate.key_type", sensor_str("key_type"), None),
                 ("certificate.key_length", bits, None),
             ] {
@@ -490,12 +538,20 @@ fn ssl_and_x509_equal_zeek() {
     }
     let mut problems = verdict(
         "ssl",
-        &found.iter().filter(|d| d.check == "ssl").cloned().collect::<Vec<_>>(),
+        &found
+            .iter()
+            .filter(|d| d.check == "ssl")
+            .cloned()
+            .collect::<Vec<_>>(),
         &format!("{} ssl.log baselines, {rows} rows", ssl.len()),
     );
     problems.extend(verdict(
         "x509",
-        &found.iter().filter(|d| d.check == "x509").cloned().collect::<Vec<_>>(),
+        &found
+            .iter()
+            .filter(|d| d.check == "x509")
+            .cloned()
+            .collect::<Vec<_>>(),
         &format!("{} x509.log baselines, {cert_rows} rows", x509.len()),
     ));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
