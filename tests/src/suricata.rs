@@ -85,10 +85,12 @@ pub struct SvTest {
 
 #[derive(Debug, Deserialize)]
 struct IndexEntry {
-    pcap: String,
+    /// `null` for tests without a capture of their own.
+    pcap: Option<String>,
     events: BTreeMap<String, u64>,
+    /// `null` for some tests.
     #[serde(default)]
-    args: String,
+    args: Option<String>,
 }
 
 /// Every test whose checks look at EVE events of `event_type`, with an
@@ -104,10 +106,10 @@ pub fn tests_with_event(corpus: &Corpus, event_type: &str) -> Vec<SvTest> {
         if !entry.events.contains_key(event_type) {
             continue;
         }
-        let pcap = corpus
-            .root
-            .join("pcaps/OISF+suricata-verify")
-            .join(&entry.pcap);
+        let Some(pcap) = &entry.pcap else {
+            continue;
+        };
+        let pcap = corpus.root.join("pcaps/OISF+suricata-verify").join(pcap);
         let yaml = corpus
             .root
             .join("expected/OISF+suricata-verify")
@@ -121,7 +123,7 @@ pub fn tests_with_event(corpus: &Corpus, event_type: &str) -> Vec<SvTest> {
             name,
             pcap,
             checks: parse_checks(&text),
-            args: entry.args,
+            args: entry.args.unwrap_or_default(),
         });
     }
     out

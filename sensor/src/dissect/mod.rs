@@ -20,12 +20,13 @@
 
 pub mod dns;
 pub mod http;
+pub mod ssh;
 
 use crate::packet::Direction;
 
 /// Every protocol the sensor dissects, in probing order (after the
 /// port-hinted ones).
-pub static REGISTRY: &[&Protocol] = &[&dns::PROTOCOL, &http::PROTOCOL];
+pub static REGISTRY: &[&Protocol] = &[&dns::PROTOCOL, &http::PROTOCOL, &ssh::PROTOCOL];
 
 /// The transports a protocol runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
