@@ -478,6 +478,41 @@ pub struct TlsRecord {
     /// The certificate chain, leaf first, when visible (TLS 1.2 and older).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certs: Vec<Certificate>,
+    /// Both sides switched to encrypted records (ChangeCipherSpec or
+    /// application data seen from each).
+    pub established: bool,
+    /// The server answered with a HelloRetryRequest (TLS 1.3).
+    pub hello_retry_request: bool,
+    /// The ClientHello carried an encrypted_client_hello extension.
+    pub ech: bool,
+    /// The highest version the client offered (`TLSv13`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// Alerts seen, in order (at most 16 kept; `alerts_total` counts all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<TlsAlert>,
+    /// Number of alert records seen, readable or encrypted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub alerts_total: u32,
+    /// Description of the last readable alert (as Zeek's `last_alert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_alert: Option<String>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A TLS alert record.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct TlsAlert {
+    /// Who sent it: `client` or `server`.
+    pub from: String,
+    /// `warning`, `fatal`, `unknown-N`, or `encrypted` (sent after the
+    /// switch to encrypted records: its content is not visible).
+    pub level: String,
+    /// The description (`handshake_failure`, ...), empty when encrypted.
+    pub description: String,
 }
 
 /// One X.509 certificate of a chain.

@@ -5,24 +5,51 @@
 //! sequence order, and gaps where bytes are missing. Input: segments
 //! ([`Segment`]) in packet-time order. Output: [`Chunk`]s, through a
 //! callback, and counts ([`Stats`]). Does not: track connection state or
-//! roles (`flow::tcp_state`), or decide who reads the stream (`flow::app`).
+//! roles (`flow::tcp_state`), check segments against the receiver's window,
+//! or decide who reads the stream (`flow::app`).
 //!
 //! Policy (documented in ARCHITECTURE.md):
 //! - The stream starts after the SYN's sequence number, or at the first
-//!   data segment seen when the handshake was missed (pickup); data before
-//!   that start is old and ignored.
+//!   segment carrying data (or a FIN) when the handshake was missed
+//!   (pickup); data before that start is old and ignored, and not counted
+//!   as a gap. Positions are kept as 64-bit offsets from the start, so the
+//!   32-bit sequence space may wrap any number of times; a sequence number
+//!   is placed relative to the next byte to deliver (at most 2^31 bytes
+//!   ahead, anything else is behind).
 //! - In-order data is delivered at once, without copying; out-of-order
 //!   data is held (copied) until the hole before it fills, within
 //!   `max_stream_bytes` / `max_stream_segments` per direction and a
 //!   worker-wide [`Budget`].
-//! - Retransmissions and overlaps: the first copy of a byte wins; an
-//!   overlap whose bytes differ from the first copy is counted
-//!   (`overlap_differing`).
+//! - Retransmissions and overlaps: the first copy of a byte wins. An
+//!   overlap with held data whose bytes differ from the first copy is
+//!   counted (`overlap_differing`, in bytes). Delivered data is not kept
+//!   (keeping a window would cost a copy of every in-order segment), so a
+//!   retransmission of already delivered bytes is ignored without being
+//!   compared.
 //! - A segment cut short by the capture delivers its captured bytes, then a
-//!   gap for the rest. When a cap is reached, the oldest hole is given up:
-//!   a gap is delivered for it, then the held data after it.
+//!   gap for the rest; held out of order, the missing part is remembered
+//!   and delivered as a gap in its turn (it too is a "first copy").
+//! - When a per-stream cap would be exceeded, the oldest hole is given up:
+//!   a gap is delivered for it, then the held data after it
+//!   (`stream_cap_hits`). When the worker's budget would be exceeded, the
+//!   stream first gives up its own oldest holes (`budget_cap_hits`); when it
+//!   holds nothing more and the budget is still short, the segment is not
+//!   kept but remembered as missing: a gap is delivered in its place later.
+//! - FIN: the stream ends after the FIN's data (the first FIN seen wins);
+//!   later bytes are ignored. RST: the segment's data is taken as usual,
+//!   then everything held is delivered at once, holes as gaps (the sender
+//!   will not fill them), and the stream goes on.
 //! - [`Stream::flush`] (end of flow) delivers whatever is held, holes as
-//!   gaps.
+//!   gaps, and a final gap up to the FIN when bytes before it are missing.
+//!   [`Stream::stop`] drops everything; a reader that wants nothing more
+//!   (the callback returns false) stops the stream the same way.
+
+use std::collections::BTreeMap;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
 
 /// Caps of one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +120,60 @@ pub enum Chunk<'a> {
     Gap(u64),
 }
 
+/// Held out-of-order bytes: `data`, then `missing` bytes whose content is
+/// unknown (cut by the capture, or not kept for lack of budget).
+#[derive(Debug)]
+struct Piece {
+    data: Box<[u8]>,
+    missing: u64,
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        self.data.len() as u64 + self.missing
+    }
+}
+
+/// The callback a stream delivers through.
+type Deliver<'d> = dyn FnMut(Chunk<'_>) -> bool + 'd;
+
 /// One direction's reassembly state. Allocates only while out-of-order data
 /// is held.
 #[derive(Debug, Default)]
 pub struct Stream {
-    /// Sequence number of the next byte to deliver, once the start is known.
-    next: Option<u32>,
+    /// Sequence number of offset 0 (valid once `started`).
+    base: u32,
+    /// The start is known.
+    started: bool,
     /// Delivery has been stopped.
     stopped: bool,
+    /// Offset of the next byte to deliver.
+    next: u64,
+    /// Offset where the stream ends (the FIN's position), once known.
+    end: Option<u64>,
+    /// Out-of-order pieces by offset: never overlapping, all beyond `next`.
+    held: BTreeMap<u64, Piece>,
+    /// Sum of the held pieces' `data` lengths (charged to the budget).
+    held_bytes: usize,
+}
+
+/// The bytes of `payload` (which starts at offset `seg_off`) in
+/// `[from, to)`, with the length of the part of that range beyond the
+/// captured bytes.
+fn split(payload: &[u8], seg_off: i64, from: u64, to: u64) -> (&[u8], u64) {
+    let rel_from = (from as i64).saturating_sub(seg_off).max(0) as usize;
+    let rel_to = (to as i64).saturating_sub(seg_off).max(0) as usize;
+    let known_to = rel_to.min(payload.len());
+    let data = payload.get(rel_from..known_to).unwrap_or(&[]);
+    (
+        data,
+        to.saturating_sub(from).saturating_sub(data.len() as u64),
+    )
+}
+
+/// Bytes that differ between two slices of the same length.
+fn differing(a: &[u8], b: &[u8]) -> u64 {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as u64
 }
 
 impl Stream {
@@ -115,65 +188,92 @@ impl Stream {
     pub fn segment(
         &mut self,
         seg: &Segment<'_>,
-        _limits: &StreamLimits,
-        _budget: &mut Budget,
+        limits: &StreamLimits,
+        budget: &mut Budget,
         stats: &mut Stats,
-        deliver: &mut dyn FnMut(Chunk<'_>) -> bool,
+        deliver: &mut Deliver<'_>,
     ) {
         if self.stopped {
             return;
         }
+        let claimed = u64::from(seg.claimed_len);
+        // Never more captured bytes than the header claims.
+        let payload = seg
+            .payload
+            .get(..seg.claimed_len as usize)
+            .unwrap_or(seg.payload);
         let data_seq = if seg.syn {
             seg.seq.wrapping_add(1)
         } else {
             seg.seq
         };
-        let next = *self.next.get_or_insert(data_seq);
-        if seg.payload.is_empty() && seg.claimed_len == 0 {
-            return;
-        }
-        // Interim behaviour (replaced by the full reassembler): in-order
-        // data only; anything ahead is a gap, anything behind is old.
-        let ahead = data_seq.wrapping_sub(next) as i32;
-        if ahead < 0 {
-            return;
-        }
-        if ahead > 0 {
-            stats.gap_bytes += ahead as u64;
-            if !deliver(Chunk::Gap(ahead as u64)) {
-                self.stopped = true;
+        if !self.started {
+            if !(seg.syn || seg.fin || claimed > 0) {
                 return;
             }
+            self.base = data_seq;
+            self.started = true;
         }
-        if !seg.payload.is_empty() && !deliver(Chunk::Data(seg.payload)) {
-            self.stopped = true;
-            return;
-        }
-        let missing = seg.claimed_len.saturating_sub(seg.payload.len() as u32);
-        if missing > 0 {
-            stats.gap_bytes += u64::from(missing);
-            if !deliver(Chunk::Gap(u64::from(missing))) {
-                self.stopped = true;
+        // Fast path: the next bytes, nothing held, nothing special.
+        if data_seq == self.next_seq()
+            && self.held.is_empty()
+            && self.end.is_none()
+            && !(seg.syn || seg.fin || seg.rst)
+        {
+            self.next += claimed;
+            if !payload.is_empty() && !self.emit(Chunk::Data(payload), budget, stats, deliver) {
                 return;
             }
+            let missing = claimed - payload.len() as u64;
+            if missing > 0 {
+                self.emit(Chunk::Gap(missing), budget, stats, deliver);
+            }
+            return;
         }
-        self.next = Some(data_seq.wrapping_add(seg.claimed_len));
+        let seg_off = self.offset_of(data_seq);
+        let seg_end = seg_off + claimed as i64;
+        if seg.fin && self.end.is_none() && seg_end >= self.next as i64 {
+            self.set_end(seg_end as u64, budget);
+        }
+        let lo = seg_off.max(self.next as i64);
+        let hi = self.end.map_or(seg_end, |e| seg_end.min(e as i64));
+        if lo < hi {
+            let (lo, hi) = (lo as u64, hi as u64);
+            stats.overlap_differing += self.count_differing(payload, seg_off, lo, hi);
+            if self.take(payload, seg_off, lo, hi, limits, budget, stats, deliver) {
+                stats.out_of_order_segments += 1;
+            }
+        }
+        if seg.rst {
+            self.deliver_held(budget, stats, deliver);
+        }
     }
 
     /// End of the flow: delivers everything held, holes as gaps, and
-    /// releases it from `budget`.
-    pub fn flush(
-        &mut self,
-        _budget: &mut Budget,
-        _stats: &mut Stats,
-        _deliver: &mut dyn FnMut(Chunk<'_>) -> bool,
-    ) {
+    /// releases it from `budget`. A final gap runs up to the FIN when bytes
+    /// before it are missing.
+    pub fn flush(&mut self, budget: &mut Budget, stats: &mut Stats, deliver: &mut Deliver<'_>) {
+        if self.stopped || !self.started {
+            return;
+        }
+        self.deliver_held(budget, stats, deliver);
+        if let Some(end) = self.end
+            && end > self.next
+            && !self.stopped
+        {
+            let n = end - self.next;
+            self.next = end;
+            self.emit(Chunk::Gap(n), budget, stats, deliver);
+        }
     }
 
     /// Stops reassembly for good: held data is released from `budget` and
     /// later segments are ignored.
-    pub fn stop(&mut self, _budget: &mut Budget) {
+    pub fn stop(&mut self, budget: &mut Budget) {
         self.stopped = true;
+        budget.used = budget.used.saturating_sub(self.held_bytes);
+        self.held_bytes = 0;
+        self.held = BTreeMap::new();
     }
 
     /// True once stopped.
@@ -183,6 +283,255 @@ impl Stream {
 
     /// Out-of-order bytes held now.
     pub fn held_bytes(&self) -> usize {
-        0
+        self.held_bytes
+    }
+
+    /// Out-of-order segments (pieces of segments) held now.
+    pub fn held_segments(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Bytes delivered so far, data and gaps together (the offset of the
+    /// next byte from the start of the stream).
+    pub fn delivered(&self) -> u64 {
+        self.next
+    }
+
+    fn next_seq(&self) -> u32 {
+        self.base.wrapping_add(self.next as u32)
+    }
+
+    /// The offset of `seq`, placed relative to the next byte to deliver.
+    fn offset_of(&self, seq: u32) -> i64 {
+        self.next as i64 + i64::from(seq.wrapping_sub(self.next_seq()) as i32)
+    }
+
+    /// Delivers one chunk (counting gaps); false, with the stream stopped,
+    /// when the reader wants nothing more.
+    fn emit(
+        &mut self,
+        chunk: Chunk<'_>,
+        budget: &mut Budget,
+        stats: &mut Stats,
+        deliver: &mut Deliver<'_>,
+    ) -> bool {
+        if let Chunk::Gap(n) = chunk {
+            stats.gap_bytes += n;
+        }
+        if deliver(chunk) {
+            return true;
+        }
+        self.stop(budget);
+        false
+    }
+
+    fn release(&mut self, bytes: usize, budget: &mut Budget) {
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
+        budget.used = budget.used.saturating_sub(bytes);
+    }
+
+    /// The stream ends at `end`: drops what is held beyond it.
+    fn set_end(&mut self, end: u64, budget: &mut Budget) {
+        self.end = Some(end);
+        let beyond = self.held.split_off(&end);
+        for piece in beyond.values() {
+            self.release(piece.data.len(), budget);
+        }
+        let mut cut = 0;
+        if let Some((&start, piece)) = self.held.range_mut(..end).next_back() {
+            let keep = end - start;
+            if piece.len() > keep {
+                if piece.data.len() as u64 > keep {
+                    cut = piece.data.len() - keep as usize;
+                    let mut data = std::mem::take(&mut piece.data).into_vec();
+                    data.truncate(keep as usize);
+                    piece.data = data.into_boxed_slice();
+                    piece.missing = 0;
+                } else {
+                    piece.missing = keep - piece.data.len() as u64;
+                }
+            }
+        }
+        self.release(cut, budget);
+    }
+
+    /// Bytes of the segment in `[lo, hi)` that differ from held bytes at
+    /// the same offsets (where both are known).
+    fn count_differing(&self, payload: &[u8], seg_off: i64, lo: u64, hi: u64) -> u64 {
+        let before = self.held.range(..lo).next_back();
+        let mut n = 0;
+        for (&start, piece) in before.into_iter().chain(self.held.range(lo..hi)) {
+            let from = start.max(lo);
+            let to = (start + piece.data.len() as u64).min(hi);
+            if from >= to {
+                continue;
+            }
+            let (new, _) = split(payload, seg_off, from, to);
+            let old = piece
+                .data
+                .get((from - start) as usize..(from - start) as usize + new.len())
+                .unwrap_or(&[]);
+            n += differing(new, old);
+        }
+        n
+    }
+
+    /// Takes the segment's bytes in `[lo, hi)` (`lo >= next`) that no held
+    /// piece covers: delivered when in order, held otherwise. True when
+    /// some were held.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        payload: &[u8],
+        seg_off: i64,
+        lo: u64,
+        hi: u64,
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        stats: &mut Stats,
+        deliver: &mut Deliver<'_>,
+    ) -> bool {
+        let mut held = false;
+        let mut cursor = lo;
+        while !self.stopped {
+            // Bytes behind `next` were delivered meanwhile (from held copies).
+            cursor = cursor.max(self.next);
+            if cursor >= hi {
+                break;
+            }
+            if let Some((&start, piece)) = self.held.range(..=cursor).next_back()
+                && start + piece.len() > cursor
+            {
+                cursor = start + piece.len();
+                continue;
+            }
+            let to = self
+                .held
+                .range(cursor..hi)
+                .next()
+                .map_or(hi, |(&start, _)| start);
+            held |= self.place(payload, seg_off, cursor, to, limits, budget, stats, deliver);
+            cursor = to;
+        }
+        held
+    }
+
+    /// Places the segment's bytes in `[from, to)`, which no held piece
+    /// covers: delivered when `from` is the next byte, held otherwise (after
+    /// giving up holes when a cap is reached). True when held.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        payload: &[u8],
+        seg_off: i64,
+        from: u64,
+        to: u64,
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        stats: &mut Stats,
+        deliver: &mut Deliver<'_>,
+    ) -> bool {
+        let (data, missing) = split(payload, seg_off, from, to);
+        while !self.stopped {
+            if from == self.next {
+                self.next = to;
+                if !data.is_empty() && !self.emit(Chunk::Data(data), budget, stats, deliver) {
+                    return false;
+                }
+                if missing > 0 && !self.emit(Chunk::Gap(missing), budget, stats, deliver) {
+                    return false;
+                }
+                self.drain(budget, stats, deliver);
+                return false;
+            }
+            let room = self.held.len() < limits.max_segments
+                && self.held_bytes.saturating_add(data.len()) <= limits.max_bytes;
+            if !room {
+                stats.stream_cap_hits += 1;
+                self.give_up_hole(from, budget, stats, deliver);
+                continue;
+            }
+            if budget.used.saturating_add(data.len()) <= budget.cap {
+                self.held.insert(
+                    from,
+                    Piece {
+                        data: data.into(),
+                        missing,
+                    },
+                );
+                self.held_bytes += data.len();
+                budget.used += data.len();
+                return true;
+            }
+            stats.budget_cap_hits += 1;
+            if self.held_bytes > 0 {
+                self.give_up_hole(from, budget, stats, deliver);
+                continue;
+            }
+            // Nothing of ours to give up: remember the bytes as missing.
+            self.held.insert(
+                from,
+                Piece {
+                    data: Box::default(),
+                    missing: to - from,
+                },
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Gives up the hole at `next` (it ends at the first held piece, or at
+    /// `limit`, whichever comes first): a gap, then what became contiguous.
+    fn give_up_hole(
+        &mut self,
+        limit: u64,
+        budget: &mut Budget,
+        stats: &mut Stats,
+        deliver: &mut Deliver<'_>,
+    ) {
+        let hole_end = self
+            .held
+            .keys()
+            .next()
+            .map_or(limit, |&first| first.min(limit));
+        if hole_end > self.next {
+            let n = hole_end - self.next;
+            self.next = hole_end;
+            if !self.emit(Chunk::Gap(n), budget, stats, deliver) {
+                return;
+            }
+        }
+        self.drain(budget, stats, deliver);
+    }
+
+    /// Delivers the held pieces that start at `next`, one after another.
+    fn drain(&mut self, budget: &mut Budget, stats: &mut Stats, deliver: &mut Deliver<'_>) {
+        while !self.stopped {
+            let Some(entry) = self.held.first_entry() else {
+                return;
+            };
+            if *entry.key() != self.next {
+                return;
+            }
+            let piece = entry.remove();
+            self.release(piece.data.len(), budget);
+            self.next += piece.len();
+            if !piece.data.is_empty()
+                && !self.emit(Chunk::Data(&piece.data), budget, stats, deliver)
+            {
+                return;
+            }
+            if piece.missing > 0 && !self.emit(Chunk::Gap(piece.missing), budget, stats, deliver) {
+                return;
+            }
+        }
+    }
+
+    /// Delivers everything held in order, holes as gaps.
+    fn deliver_held(&mut self, budget: &mut Budget, stats: &mut Stats, deliver: &mut Deliver<'_>) {
+        while !self.stopped && !self.held.is_empty() {
+            self.give_up_hole(u64::MAX, budget, stats, deliver);
+        }
     }
 }
