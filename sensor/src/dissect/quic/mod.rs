@@ -181,11 +181,16 @@ impl Quic {
             return;
         };
         self.largest_pn = Some(self.largest_pn.map_or(pn, |l| l.max(pn)));
+        self.initial_payload(cx, &payload);
+    }
+
+    /// The frames of one decrypted client Initial.
+    fn initial_payload(&mut self, cx: &mut Context<'_>, payload: &[u8]) {
         let max = self.limits.max_buffered_bytes;
         let crypto = &mut self.crypto;
         let mut refused = None;
         let mut differs = false;
-        let walked = frames::walk(&payload, |offset, data| {
+        let walked = frames::walk(payload, |offset, data| {
             match crypto.insert(offset, data, max) {
                 Ok(d) => differs |= d,
                 Err(r) => refused = Some(r),
@@ -300,9 +305,10 @@ impl Dissector for Quic {
 }
 
 /// Fuzzing entry point (also replayed by the tests): `input` is a sequence
-/// of datagrams, each preceded by a control byte (bit 0: direction; the
-/// datagram's length is the next two bytes, big-endian), fed to one
-/// dissector with small limits. Returns the records emitted.
+/// of datagrams, each preceded by a control byte (bit 0: direction; bit 1:
+/// the bytes are an already decrypted client Initial payload, fed to the
+/// frame parser directly) and its length (two bytes, big-endian), fed to
+/// one dissector with small limits. Returns the records emitted.
 pub fn fuzz_input(input: &[u8]) -> usize {
     let limits = Limits {
         max_pending_transactions: 4,
@@ -332,7 +338,17 @@ pub fn fuzz_input(input: &[u8]) -> usize {
             out: &mut out,
             anomalies: &mut anomalies,
         };
-        if quic.data(&mut cx, dir, datagram) == Want::Done {
+        if control & 2 != 0 {
+            // A decrypted Initial payload: reaches the frame parser and
+            // the CRYPTO reassembly, which random bytes cannot reach
+            // through authenticated decryption.
+            quic.start_ts.get_or_insert(ts);
+            quic.version.get_or_insert(initial::V1);
+            quic.initial_payload(&mut cx, datagram);
+            if quic.finished {
+                break;
+            }
+        } else if quic.data(&mut cx, dir, datagram) == Want::Done {
             break;
         }
     }
