@@ -42,7 +42,10 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 
 fn replay(target: &str, run: fn(&[u8]) -> usize, minimum: usize) {
     let seeds = seeds(target);
-    assert!(seeds.len() >= minimum, "the {target} seed corpus is missing");
+    assert!(
+        seeds.len() >= minimum,
+        "the {target} seed corpus is missing"
+    );
     for (name, data) in &seeds {
         let records = run(data);
         if name.starts_with("ok_") {
@@ -78,7 +81,9 @@ fn kexinit_packet(lists: [&str; 10]) -> Vec<u8> {
     }
     payload.extend_from_slice(&[0, 0, 0, 0, 0]);
     let padding = 8 - (payload.len() + 5) % 8 + 4;
-    let mut p = ((payload.len() + padding + 1) as u32).to_be_bytes().to_vec();
+    let mut p = ((payload.len() + padding + 1) as u32)
+        .to_be_bytes()
+        .to_vec();
     p.push(padding as u8);
     p.extend_from_slice(&payload);
     p.extend(std::iter::repeat_n(0u8, padding));

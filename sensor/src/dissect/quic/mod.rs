@@ -59,8 +59,14 @@ const CLIENT_HELLO: u8 = 1;
 
 fn probe(input: &ProbeInput<'_>) -> Probe {
     match initial::parse_long_header(input.data) {
-        // The fixed bit is set in every packet of versions 1 and 2.
-        Some(h) if h.kind == Kind::Initial && h.first & 0x40 != 0 => Probe::Match,
+        // The fixed bit is set in every packet of versions 1 and 2. A
+        // client resuming a session may send 0-RTT packets first.
+        Some(h)
+            if matches!(h.kind, Kind::Initial | Kind::ZeroRtt | Kind::Handshake)
+                && h.first & 0x40 != 0 =>
+        {
+            Probe::Match
+        }
         _ => Probe::NoMatch,
     }
 }

@@ -462,10 +462,18 @@ fn probe_wants_a_v1_or_v2_initial() {
     };
     assert_eq!(p(&rfc9001_packet()), Probe::Match);
     assert_eq!(p(&rfc9369_packet()), Probe::Match);
-    // A v1 Handshake packet, a short header, DNS, a truncated header.
-    let mut hs = rfc9001_packet();
-    hs[0] = (hs[0] & 0xcf) | 0x20;
-    assert_eq!(p(&hs), Probe::NoMatch);
+    // A 0-RTT packet (a resuming client may send it first) matches; a
+    // Retry, an unknown version, a short header, DNS and a truncated
+    // header do not.
+    let mut zero_rtt = rfc9001_packet();
+    zero_rtt[0] = (zero_rtt[0] & 0xcf) | 0x10;
+    assert_eq!(p(&zero_rtt), Probe::Match);
+    let mut retry = rfc9001_packet();
+    retry[0] |= 0x30;
+    assert_eq!(p(&retry), Probe::NoMatch);
+    let mut unknown = rfc9001_packet();
+    unknown[1..5].copy_from_slice(&[0x10, 0x01, 0x00, 0x00]);
+    assert_eq!(p(&unknown), Probe::NoMatch);
     assert_eq!(p(&[0x40, 1, 2, 3]), Probe::NoMatch);
     assert_eq!(p(b"\x12\x34\x01\x00\x00\x01\x00\x00"), Probe::NoMatch);
     assert_eq!(p(&rfc9001_packet()[..10]), Probe::NoMatch);
