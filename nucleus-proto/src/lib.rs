@@ -593,6 +593,24 @@ pub struct SshRecord {
     /// The negotiated MAC (client to server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Protocol version of the banners: `2` (banners `2.0` or `1.99` on
+    /// both sides) or `1` (either side speaks only SSH-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u8>,
+    /// The string HASSH hashes: the client's
+    /// `kex;enc_c2s;mac_c2s;comp_c2s` algorithm lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hassh_string: Option<String>,
+    /// The string HASSH-server hashes: the server's
+    /// `kex;enc_s2c;mac_s2c;comp_s2c` algorithm lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hassh_server_string: Option<String>,
+    /// The negotiated server host key algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_alg: Option<String>,
+    /// The negotiated compression (client to server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
 }
 
 #[cfg(test)]

@@ -20,13 +20,21 @@
 
 pub mod dns;
 pub mod http;
+pub mod quic;
+pub mod ssh;
 pub mod tls;
 
 use crate::packet::Direction;
 
 /// Every protocol the sensor dissects, in probing order (after the
 /// port-hinted ones).
-pub static REGISTRY: &[&Protocol] = &[&dns::PROTOCOL, &http::PROTOCOL, &tls::PROTOCOL];
+pub static REGISTRY: &[&Protocol] = &[
+    &dns::PROTOCOL,
+    &http::PROTOCOL,
+    &tls::PROTOCOL,
+    &quic::PROTOCOL,
+    &ssh::PROTOCOL,
+];
 
 /// The transports a protocol runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
