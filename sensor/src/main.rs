@@ -1,6 +1,5 @@
 //! `sensor`: the command line of the mirror sensor.
 
-
 /// mimalloc: records and dissector state are many small, short-lived
 /// allocations; glibc's allocator spent a quarter of the pipeline's time on
 /// them (consolidation and free-list unlinking) in the benchmark.
