@@ -258,7 +258,8 @@ fn datagrams_longer_than_the_buffer_are_decoded_as_far_as_they_go() {
     let text = std::fs::read_to_string(&out).unwrap();
     let records: Vec<Value> = text
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "flow")
         .collect();
     assert_eq!(records.len(), 1);
     assert_eq!(
