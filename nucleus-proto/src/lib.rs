@@ -12,22 +12,24 @@
 use serde::Serialize;
 use std::net::IpAddr;
 
-/// Every record the sensor emits.
+/// Every record the sensor emits. Each variant is boxed: records are
+/// hundreds of bytes, and the pipeline moves and sorts them by the
+/// thousand.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     /// A bidirectional flow (a connection for TCP).
-    Flow(FlowRecord),
+    Flow(Box<FlowRecord>),
     /// A DNS query and its response.
-    Dns(AppRecord<DnsRecord>),
+    Dns(Box<AppRecord<DnsRecord>>),
     /// An HTTP/1.x request and its response.
-    Http(AppRecord<HttpRecord>),
+    Http(Box<AppRecord<HttpRecord>>),
     /// A TLS handshake.
-    Tls(AppRecord<TlsRecord>),
+    Tls(Box<AppRecord<TlsRecord>>),
     /// A QUIC connection's Initial handshake.
-    Quic(AppRecord<QuicRecord>),
+    Quic(Box<AppRecord<QuicRecord>>),
     /// An SSH connection's banners and key exchange.
-    Ssh(AppRecord<SshRecord>),
+    Ssh(Box<AppRecord<SshRecord>>),
 }
 
 impl Record {

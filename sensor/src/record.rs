@@ -158,7 +158,7 @@ mod tests {
     use nucleus_proto::{FlowRecord, Proto, TimestampMicros};
 
     fn record(port: u16) -> Record {
-        Record::Flow(FlowRecord {
+        Record::Flow(Box::new(FlowRecord {
             ts: TimestampMicros(0),
             end_ts: TimestampMicros(0),
             uid: "C0".into(),
@@ -185,7 +185,7 @@ mod tests {
             tunnel: Vec::new(),
             vantages: 1,
             duplicate_pkts: 0,
-        })
+        }))
     }
 
     fn lines(p: &Path) -> Vec<String> {

@@ -62,7 +62,12 @@ pub fn run(options: &BenchOptions) -> Result<Summary> {
 
     let (mut sensor_runs, mut ndpi_runs) = (Vec::new(), Vec::new());
     for repetition in 1..=options.repetitions.max(1) {
+        // Each run reads a warm file: the kernel may reclaim idle page cache
+        // between runs (DAMON-based reclaim does on this kind of VM), and
+        // neither program should be timed on the disk.
+        warm_page_cache(&[&vxlan])?;
         let sensor_run = measure::run_sensor(&sensor_command)?;
+        warm_page_cache(&[&plain])?;
         let ndpi_run = measure::run_ndpi(&ndpi_command)?;
         println!(
             "run {repetition}: sensor {:.3} s ({:.0} pps), ndpiReader {:.3} s ({:.0} pps)",
@@ -96,7 +101,8 @@ pub fn ensure_captures(dir: &Path, config: &CaptureConfig) -> Result<CaptureMani
     Ok(manifest)
 }
 
-/// Reads each file once so that no timed run pays for the disk.
+/// Reads each file through so that the timed run after it does not pay for
+/// the disk.
 fn warm_page_cache(paths: &[&Path]) -> Result<()> {
     for path in paths {
         let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;

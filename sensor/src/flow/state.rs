@@ -83,6 +83,9 @@ pub(super) struct Flow {
     pub(super) service: Option<&'static str>,
     /// Application records emitted so far.
     pub(super) app_seq: u64,
+    /// The flow's uid and Community ID, computed at its first application
+    /// record and reused by the others and by the flow record.
+    pub(super) ident: Option<Box<(String, String)>>,
 }
 
 /// A flow's application layer.

@@ -12,7 +12,7 @@ use super::state::{
     Adoption, AppSlot, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet, RECENT, Recent,
 };
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
-use super::to_record::{app_record, flow_record};
+use super::to_record::{app_record, flow_record, remember_identity};
 use crate::config::{FlowConfig, PipelineConfig};
 use crate::decap::tunnel::TunnelContext;
 use crate::decap::{InnerPacket, Transport};
@@ -362,6 +362,9 @@ impl FlowTable {
         for reason in self.app.anomalies.drain(..) {
             counters.app_anomaly_n(protocol, reason, 1);
         }
+        if !self.app.emitted.is_empty() {
+            remember_identity(flow, &self.community_id);
+        }
         for e in self.app.emitted.drain(..) {
             let r = app_record(flow, &self.community_id, e);
             counters.records += 1;
@@ -479,6 +482,7 @@ impl FlowTable {
             app: AppSlot::NotYet,
             service: None,
             app_seq: 0,
+            ident: None,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -570,6 +574,9 @@ impl FlowTable {
         self.live -= 1;
         counters.flows_expired += 1;
         counters.records += 1;
-        out.push(Record::Flow(flow_record(&flow, &self.community_id)));
+        out.push(Record::Flow(Box::new(flow_record(
+            &flow,
+            &self.community_id,
+        ))));
     }
 }

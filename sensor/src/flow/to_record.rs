@@ -30,7 +30,28 @@ pub(super) fn uid(f: &Flow) -> String {
     s
 }
 
+/// Computes and keeps the flow's uid and Community ID (once).
+pub(super) fn remember_identity(f: &mut Flow, cid: &CommunityId) {
+    if f.ident.is_none() {
+        let id = (uid(f), community_id(f, cid));
+        f.ident = Some(Box::new(id));
+    }
+}
+
+fn community_id(f: &Flow, cid: &CommunityId) -> String {
+    cid.compute(f.orig.addr, f.resp.addr, f.proto, f.orig.port, f.resp.port)
+}
+
+/// The flow's (uid, Community ID): kept ones when there are, else computed.
+fn identity(f: &Flow, cid: &CommunityId) -> (String, String) {
+    match &f.ident {
+        Some(id) => (id.0.clone(), id.1.clone()),
+        None => (uid(f), community_id(f, cid)),
+    }
+}
+
 pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
+    let (uid, community_id) = identity(f, cid);
     let [o, r] = f.dirs;
     let (conn_state, history, orig_bytes, resp_bytes, missed) = match &f.tcp {
         Some(t) => (
@@ -92,8 +113,8 @@ pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
     FlowRecord {
         ts: TimestampMicros(f.first_us),
         end_ts: TimestampMicros(f.last_us),
-        uid: uid(f),
-        community_id: cid.compute(f.orig.addr, f.resp.addr, f.proto, f.orig.port, f.resp.port),
+        uid,
+        community_id,
         proto: Proto(f.proto),
         src_ip: f.orig.addr,
         src_port: f.orig.port,
@@ -121,9 +142,10 @@ pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
 
 /// An application record of `f`, with the flow's identity.
 pub(super) fn app_record(f: &Flow, cid: &CommunityId, e: Emitted) -> Record {
+    let (uid, community_id) = identity(f, cid);
     let flow = FlowRef {
-        uid: uid(f),
-        community_id: cid.compute(f.orig.addr, f.resp.addr, f.proto, f.orig.port, f.resp.port),
+        uid,
+        community_id,
         proto: Proto(f.proto),
         src_ip: f.orig.addr,
         src_port: f.orig.port,
@@ -141,11 +163,11 @@ pub(super) fn app_record(f: &Flow, cid: &CommunityId, e: Emitted) -> Record {
     }
 }
 
-fn wrap<T>(ts: TimestampMicros, flow: FlowRef, seq: u64, body: T) -> AppRecord<T> {
-    AppRecord {
+fn wrap<T>(ts: TimestampMicros, flow: FlowRef, seq: u64, body: T) -> Box<AppRecord<T>> {
+    Box::new(AppRecord {
         ts,
         flow,
         seq,
         body,
-    }
+    })
 }

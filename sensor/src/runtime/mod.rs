@@ -217,9 +217,11 @@ impl Worker {
     }
 
     fn take_sorted(&mut self) -> Vec<Record> {
-        let mut v = std::mem::take(&mut self.out);
-        crate::record::sort_records(&mut v);
-        v
+        // Sorted in place, then moved into a vector of the exact size: the
+        // worker's own buffer keeps its capacity for the next sweep instead
+        // of growing again from empty.
+        crate::record::sort_records(&mut self.out);
+        self.out.drain(..).collect()
     }
 }
 

@@ -112,7 +112,7 @@ pub fn flows(records: &[Record]) -> Vec<&FlowRecord> {
     records
         .iter()
         .filter_map(|r| match r {
-            Record::Flow(f) => Some(f),
+            Record::Flow(f) => Some(&**f),
             _ => None,
         })
         .collect()

@@ -444,10 +444,10 @@ impl Http {
         };
         let rec = HttpRecord {
             trans_depth: depth,
-            method: Some(text(&req.method)),
+            method: Some(text(req.method)),
             host: req.fields.host.as_deref().map(text),
-            uri: Some(text(&req.uri)),
-            version: Some(text(&req.version)),
+            uri: Some(text(req.uri)),
+            version: Some(text(req.version)),
             user_agent: req.fields.user_agent.as_deref().map(text),
             ..HttpRecord::default()
         };
@@ -503,7 +503,7 @@ impl Http {
                     ts_us: ts,
                     rec: HttpRecord {
                         trans_depth: depth,
-                        version: Some(text(&resp.version)),
+                        version: Some(text(resp.version)),
                         ..HttpRecord::default()
                     },
                     has_request: false,
@@ -523,10 +523,10 @@ impl Http {
             }
             if !interim {
                 t.rec.status_code = resp.code;
-                t.rec.status_msg = Some(text(&resp.reason));
+                t.rec.status_msg = Some(text(resp.reason));
                 t.rec.content_type = resp.fields.content_type.as_deref().map(text);
                 if t.rec.version.is_none() {
-                    t.rec.version = Some(text(&resp.version));
+                    t.rec.version = Some(text(resp.version));
                 }
             }
             let m = t.rec.method.as_deref().unwrap_or("");
@@ -664,7 +664,7 @@ fn resync(at_line_start: bool) -> State {
 }
 
 /// Counts what the header fields say is odd.
-fn note_fields(cx: &mut Context<'_>, f: &Fields) {
+fn note_fields(cx: &mut Context<'_>, f: &Fields<'_>) {
     if f.malformed > 0 {
         cx.anomaly("malformed_header");
     }

@@ -7,8 +7,9 @@
 //! version, status, Host, User-Agent, Content-Type) and the framing headers
 //! (Content-Length, Transfer-Encoding). Input: byte slices of one
 //! direction. Output: [`Probe`] verdicts and [`RequestHead`] /
-//! [`ResponseHead`] values borrowing nothing (the few fields kept are
-//! copied; every other header is skipped in place).
+//! [`ResponseHead`] values borrowing from the head (a kept field is copied
+//! only when an obsolete folded line continues it; every other header is
+//! skipped in place).
 //!
 //! Does not: buffer bytes (the dissector hands in a complete head), frame
 //! bodies (`body.rs`), or keep any header beyond the ones listed.
@@ -18,6 +19,7 @@
 //! previous field; header lines without a colon are counted and skipped.
 
 use crate::dissect::Probe;
+use std::borrow::Cow;
 
 /// Methods recognised on sight (probe and resynchronisation); any other
 /// upper-case token is accepted by the probe only with an `HTTP/1.x`
@@ -359,15 +361,16 @@ pub enum ContentLength {
     Invalid,
 }
 
-/// The header fields a record or the framing needs.
+/// The header fields a record or the framing needs, borrowed from the head
+/// (copied only when an obsolete folded line continues one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fields {
+pub struct Fields<'a> {
     /// Host (the last one).
-    pub host: Option<Vec<u8>>,
+    pub host: Option<Cow<'a, [u8]>>,
     /// User-Agent (the last one).
-    pub user_agent: Option<Vec<u8>>,
+    pub user_agent: Option<Cow<'a, [u8]>>,
     /// Content-Type (the last one).
-    pub content_type: Option<Vec<u8>>,
+    pub content_type: Option<Cow<'a, [u8]>>,
     /// Content-Length.
     pub content_length: ContentLength,
     /// Transfer-Encoding present.
@@ -391,7 +394,7 @@ enum Kept {
 
 /// Parses the header lines of a head (everything after the start line);
 /// `lines` yields lines without their line ends, up to the empty line.
-fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields {
+fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
     let mut f = Fields::default();
     let mut cl_values: Vec<u8> = Vec::new();
     let mut te_value: Vec<u8> = Vec::new();
@@ -405,9 +408,9 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields {
             // Obsolete line folding: the previous field continues.
             let more = trim(line);
             let target = match last {
-                Kept::Host => f.host.as_mut(),
-                Kept::UserAgent => f.user_agent.as_mut(),
-                Kept::ContentType => f.content_type.as_mut(),
+                Kept::Host => f.host.as_mut().map(Cow::to_mut),
+                Kept::UserAgent => f.user_agent.as_mut().map(Cow::to_mut),
+                Kept::ContentType => f.content_type.as_mut().map(Cow::to_mut),
                 Kept::ContentLength => Some(&mut cl_values),
                 Kept::TransferEncoding => Some(&mut te_value),
                 Kept::Other => None,
@@ -429,13 +432,13 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields {
         let value = trim(line.get(colon + 1..).unwrap_or_default());
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
         last = if is(b"host") {
-            f.host = Some(value.to_vec());
+            f.host = Some(Cow::Borrowed(value));
             Kept::Host
         } else if is(b"user-agent") {
-            f.user_agent = Some(value.to_vec());
+            f.user_agent = Some(Cow::Borrowed(value));
             Kept::UserAgent
         } else if is(b"content-type") {
-            f.content_type = Some(value.to_vec());
+            f.content_type = Some(Cow::Borrowed(value));
             Kept::ContentType
         } else if is(b"content-length") {
             if cl_seen {
@@ -496,55 +499,55 @@ fn lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
-/// A request head.
+/// A request head, borrowing the start line from the bytes parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead {
+pub struct RequestHead<'a> {
     /// The method.
-    pub method: Vec<u8>,
+    pub method: &'a [u8],
     /// The target as sent.
-    pub uri: Vec<u8>,
+    pub uri: &'a [u8],
     /// The version (`1.1`, `0.9` without one).
-    pub version: Vec<u8>,
+    pub version: &'a [u8],
     /// The header fields kept.
-    pub fields: Fields,
+    pub fields: Fields<'a>,
 }
 
 /// Parses a complete request head (start line, fields, possibly without
 /// the final empty line when the flow ended); `None` when the request
 /// line is not one.
-pub fn parse_request(head: &[u8]) -> Option<RequestHead> {
+pub fn parse_request(head: &[u8]) -> Option<RequestHead<'_>> {
     let mut it = lines(head);
     let line = parse_request_line(it.next()?)?;
     Some(RequestHead {
-        method: line.method.to_vec(),
-        uri: line.uri.to_vec(),
-        version: line.version.to_vec(),
+        method: line.method,
+        uri: line.uri,
+        version: line.version,
         fields: parse_fields(it),
     })
 }
 
-/// A response head.
+/// A response head, borrowing the status line from the bytes parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
+pub struct ResponseHead<'a> {
     /// The version after `HTTP/`.
-    pub version: Vec<u8>,
+    pub version: &'a [u8],
     /// The status code, when it is three digits.
     pub code: Option<u16>,
     /// The reason phrase.
-    pub reason: Vec<u8>,
+    pub reason: &'a [u8],
     /// The header fields kept.
-    pub fields: Fields,
+    pub fields: Fields<'a>,
 }
 
 /// Parses a complete response head; `None` when the status line does not
 /// start with `HTTP/`.
-pub fn parse_response(head: &[u8]) -> Option<ResponseHead> {
+pub fn parse_response(head: &[u8]) -> Option<ResponseHead<'_>> {
     let mut it = lines(head);
     let line = parse_status_line(it.next()?)?;
     Some(ResponseHead {
-        version: line.version.to_vec(),
+        version: line.version,
         code: line.code,
-        reason: line.reason.to_vec(),
+        reason: line.reason,
         fields: parse_fields(it),
     })
 }
