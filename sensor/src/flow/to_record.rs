@@ -19,13 +19,18 @@ pub(super) fn uid(f: &Flow) -> String {
     for h in [&mut h1, &mut h2] {
         (f.key, f.first_us).hash(h);
     }
-    let mut v = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
+    let v = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    // The 18 lowest base-62 digits of v, least significant first, as two
+    // runs of 9 (62^9 fits in a u64): two 128-bit divisions instead of 18.
+    const P9: u128 = 62u128.pow(9);
     let mut s = String::with_capacity(19);
     s.push('C');
-    for _ in 0..18 {
-        s.push(char::from(ALPHABET[(v % 62) as usize]));
-        v /= 62;
+    for mut part in [(v % P9) as u64, ((v / P9) % P9) as u64] {
+        for _ in 0..9 {
+            s.push(char::from(ALPHABET[(part % 62) as usize]));
+            part /= 62;
+        }
     }
     s
 }

@@ -106,7 +106,8 @@ pub struct Name {
 /// in the wild), so termination is guaranteed by [`MAX_POINTERS`], not by
 /// the direction of the pointers.
 pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
-    let mut text = String::new();
+    // Most names fit: one allocation instead of a growth per label.
+    let mut text = String::with_capacity(64);
     let mut wire_len = 1usize; // the final zero octet
     let mut truncated = false;
     let mut cur = pos;

@@ -287,7 +287,7 @@ impl Http {
         let rest = data.get(skip..).unwrap_or_default();
         if !side.line_ok {
             // Judge the first line before looking for the head's end.
-            let lf = rest.iter().position(|&b| b == b'\n');
+            let lf = memchr::memchr(b'\n', rest);
             let verdict = if side.buf.is_empty() {
                 parser::check_start(d == 1, rest, lf.is_some())
             } else {

@@ -430,7 +430,13 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
         };
         let name = trim(line.get(..colon).unwrap_or_default());
         let value = trim(line.get(colon + 1..).unwrap_or_default());
-        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        // Most headers are none of the five kept: their length rules them
+        // out before any comparison.
+        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+        if !matches!(name.len(), 4 | 10 | 12 | 14 | 17) {
+            last = Kept::Other;
+            continue;
+        }
         last = if is(b"host") {
             f.host = Some(Cow::Borrowed(value));
             Kept::Host
@@ -493,10 +499,19 @@ fn content_length(values: &[u8]) -> ContentLength {
     out.map_or(ContentLength::Invalid, ContentLength::Valid)
 }
 
-/// The lines of a head, without line ends (LF or CRLF).
+/// The lines of a head, without line ends (LF or CRLF); found with
+/// memchr, not byte by byte.
 fn lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
-    head.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    let mut rest = Some(head);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let (line, next) = match memchr::memchr(b'\n', r) {
+            Some(p) => (r.get(..p).unwrap_or_default(), r.get(p + 1..)),
+            None => (r, None),
+        };
+        rest = next;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
 }
 
 /// A request head, borrowing the start line from the bytes parsed.
@@ -563,26 +578,34 @@ pub struct HeadEnd {
 }
 
 impl HeadEnd {
-    /// Scans `data`; `Some(n)` when the head ends after `data[..n]`.
+    /// Scans `data`; `Some(n)` when the head ends after `data[..n]`. Jumps
+    /// from line feed to line feed (memchr); only the bytes right after one
+    /// are looked at one by one.
     pub fn advance(&mut self, data: &[u8]) -> Option<usize> {
-        for (i, &b) in data.iter().enumerate() {
-            match b {
-                b'\n' if self.after_lf || self.after_lf_cr => {
-                    *self = Self::default();
-                    return Some(i + 1);
+        let mut i = 0;
+        loop {
+            // After an LF (possibly in an earlier call): the next byte or
+            // two decide.
+            while self.after_lf || self.after_lf_cr {
+                let &b = data.get(i)?;
+                i += 1;
+                match b {
+                    b'\n' => {
+                        *self = Self::default();
+                        return Some(i);
+                    }
+                    b'\r' if self.after_lf => {
+                        self.after_lf = false;
+                        self.after_lf_cr = true;
+                    }
+                    _ => *self = Self::default(),
                 }
-                b'\n' => {
-                    self.after_lf = true;
-                    self.after_lf_cr = false;
-                }
-                b'\r' if self.after_lf => {
-                    self.after_lf = false;
-                    self.after_lf_cr = true;
-                }
-                _ => *self = Self::default(),
             }
+            let rest = data.get(i..)?;
+            let p = memchr::memchr(b'\n', rest)?;
+            i += p + 1;
+            self.after_lf = true;
         }
-        None
     }
 }
 
