@@ -32,7 +32,9 @@ pub struct FlowTable {
     hasher: FixedState,
     index: HashMap<FlowKey, u32, FixedState>,
     by_tuple: HashMap<FlowKey, u32, FixedState>,
-    slots: Vec<Option<Flow>>,
+    /// Boxed: a flow is about a kilobyte, and the slot vector grows with
+    /// the number of concurrent flows (no kilobyte moves on each doubling).
+    slots: Vec<Option<Box<Flow>>>,
     free: Vec<u32>,
     live: usize,
     community_id: CommunityId,
@@ -486,12 +488,12 @@ impl FlowTable {
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Some(flow);
+                self.slots[s as usize] = Some(Box::new(flow));
                 s
             }
             None => {
                 let s = u32::try_from(self.slots.len()).ok()?;
-                self.slots.push(Some(flow));
+                self.slots.push(Some(Box::new(flow)));
                 s
             }
         };
