@@ -14,7 +14,7 @@ use super::state::{
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
 use super::to_record::{app_record, flow_record, remember_identity};
 use crate::config::{FlowConfig, PipelineConfig};
-use crate::decap::tunnel::TunnelContext;
+use crate::decap::tunnel::{ContextIds, Encap, TunnelContext};
 use crate::decap::{InnerPacket, Transport};
 use crate::dissect::L4;
 use crate::metrics::{Counters, Drop};
@@ -45,6 +45,10 @@ pub struct FlowTable {
     us: DurationsUs,
     /// Dissector settings, reassembly budget and scratch space.
     app: AppShared,
+    /// The last tunnel context seen and its identities: consecutive packets
+    /// of one mirror session share their layers, so their three hashes are
+    /// computed once.
+    last_ctx: (Vec<Encap>, ContextIds),
 }
 
 /// `FlowConfig`'s durations in microseconds of packet time.
@@ -92,6 +96,7 @@ impl FlowTable {
             server_ports_udp: PortSet::new(&cfg.likely_server_ports_udp),
             us: DurationsUs::new(&cfg),
             app: AppShared::new(&pipeline.reassembly, &pipeline.dissect),
+            last_ctx: (Vec::new(), ContextIds::default()),
             cfg,
         }
     }
@@ -124,6 +129,22 @@ impl FlowTable {
         h.finish()
     }
 
+    /// The identities of `ctx`, reusing the last ones when the layers are
+    /// the same.
+    fn identities(&mut self, ctx: &TunnelContext) -> ContextIds {
+        let layers = ctx.layers();
+        if layers.is_empty() {
+            return ContextIds::default();
+        }
+        if self.last_ctx.0.as_slice() != layers {
+            let ids = ctx.identities(&self.hasher);
+            self.last_ctx.0.clear();
+            self.last_ctx.0.extend_from_slice(layers);
+            self.last_ctx.1 = ids;
+        }
+        self.last_ctx.1
+    }
+
     /// Accounts one packet at packet time `ts_us`. A flow that ends because
     /// its 5-tuple is reused by a new connection appends its record to `out`.
     pub fn process(
@@ -135,7 +156,7 @@ impl FlowTable {
         counters: &mut Counters,
     ) {
         let tuple = PacketTuple::of(p);
-        let ids = ctx.identities(&self.hasher);
+        let ids = self.identities(ctx);
         let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
         let key = FlowKey::new(domain, &tuple);
         let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };

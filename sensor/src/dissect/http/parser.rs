@@ -423,20 +423,20 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
             }
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             f.malformed += 1;
             last = Kept::Other;
             continue;
         };
         let name = trim(line.get(..colon).unwrap_or_default());
-        let value = trim(line.get(colon + 1..).unwrap_or_default());
         // Most headers are none of the five kept: their length rules them
-        // out before any comparison.
-        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+        // out before any comparison, and their value is never looked at.
         if !matches!(name.len(), 4 | 10 | 12 | 14 | 17) {
             last = Kept::Other;
             continue;
         }
+        let value = trim(line.get(colon + 1..).unwrap_or_default());
+        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
         last = if is(b"host") {
             f.host = Some(Cow::Borrowed(value));
             Kept::Host
