@@ -334,12 +334,11 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
     let rest = rest.get(rest.iter().position(|b| !is_ws(b)).unwrap_or(rest.len())..)?;
     let c_end = rest.iter().position(is_ws).unwrap_or(rest.len());
     let code_bytes = rest.get(..c_end)?;
-    let code = if code_bytes.len() == 3 && code_bytes.iter().all(u8::is_ascii_digit) {
-        std::str::from_utf8(code_bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-    } else {
-        None
+    let code = match *code_bytes {
+        [a, b, c] if code_bytes.iter().all(u8::is_ascii_digit) => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
     };
     let reason = trim(rest.get(c_end..)?);
     Some(StatusLine {
@@ -396,8 +395,10 @@ enum Kept {
 /// `lines` yields lines without their line ends, up to the empty line.
 fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
     let mut f = Fields::default();
-    let mut cl_values: Vec<u8> = Vec::new();
-    let mut te_value: Vec<u8> = Vec::new();
+    // Borrowed from the head while there is one copy, joined (owned) only
+    // when a field repeats or is folded: no allocation in the usual case.
+    let mut cl_values: Cow<'a, [u8]> = Cow::Borrowed(&[]);
+    let mut te_value: Cow<'a, [u8]> = Cow::Borrowed(&[]);
     let mut last = Kept::Other;
     let mut cl_seen = false;
     for line in lines {
@@ -411,8 +412,8 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
                 Kept::Host => f.host.as_mut().map(Cow::to_mut),
                 Kept::UserAgent => f.user_agent.as_mut().map(Cow::to_mut),
                 Kept::ContentType => f.content_type.as_mut().map(Cow::to_mut),
-                Kept::ContentLength => Some(&mut cl_values),
-                Kept::TransferEncoding => Some(&mut te_value),
+                Kept::ContentLength => Some(cl_values.to_mut()),
+                Kept::TransferEncoding => Some(te_value.to_mut()),
                 Kept::Other => None,
             };
             if let Some(v) = target
@@ -448,17 +449,23 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
             Kept::ContentType
         } else if is(b"content-length") {
             if cl_seen {
-                cl_values.push(b',');
+                let v = cl_values.to_mut();
+                v.push(b',');
+                v.extend_from_slice(value);
+            } else {
+                cl_values = Cow::Borrowed(value);
             }
             cl_seen = true;
-            cl_values.extend_from_slice(value);
             Kept::ContentLength
         } else if is(b"transfer-encoding") {
             f.transfer_encoding = true;
-            if !te_value.is_empty() {
-                te_value.push(b',');
+            if te_value.is_empty() {
+                te_value = Cow::Borrowed(value);
+            } else {
+                let v = te_value.to_mut();
+                v.push(b',');
+                v.extend_from_slice(value);
             }
-            te_value.extend_from_slice(value);
             Kept::TransferEncoding
         } else {
             Kept::Other
@@ -485,10 +492,10 @@ fn content_length(values: &[u8]) -> ContentLength {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return ContentLength::Invalid;
         }
-        let Some(n) = std::str::from_utf8(part)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
+        // Digits only (checked above): overflow is the one way to fail.
+        let Some(n) = part.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        }) else {
             return ContentLength::Invalid;
         };
         match out {
