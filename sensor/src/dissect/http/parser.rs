@@ -82,7 +82,7 @@ fn is_tchar(b: u8) -> bool {
 /// The first line of `data` without its line end, and whether the line
 /// end was seen.
 fn first_line(data: &[u8]) -> (&[u8], bool) {
-    match data.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', data) {
         Some(i) => {
             let line = data.get(..i).unwrap_or_default();
             (line.strip_suffix(b"\r").unwrap_or(line), true)
