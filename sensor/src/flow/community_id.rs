@@ -113,19 +113,22 @@ impl CommunityId {
             h.update(bp.to_be_bytes());
         }
         let digest = h.finalize();
+        // Built in place: `1:` then the digest, no formatter.
+        let mut s = String::with_capacity(if self.base64 { 30 } else { 42 });
+        s.push_str("1:");
         if self.base64 {
-            format!(
-                "1:{}",
-                base64::engine::general_purpose::STANDARD.encode(digest)
-            )
+            base64::engine::general_purpose::STANDARD.encode_string(digest, &mut s);
         } else {
-            let mut s = String::with_capacity(42);
-            s.push_str("1:");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             for byte in digest {
-                s.push_str(&format!("{byte:02x}"));
+                for nibble in [byte >> 4, byte & 0xf] {
+                    s.push(char::from(
+                        HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+                    ));
+                }
             }
-            s
         }
+        s
     }
 }
 

@@ -583,7 +583,7 @@ impl FlowTable {
             flow.app = AppSlot::Finished;
             self.take_app_output(slot, out, counters);
         }
-        let Some(flow) = self.slots.get_mut(slot).and_then(Option::take) else {
+        let Some(mut flow) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         self.index.remove(&flow.key);
@@ -598,7 +598,7 @@ impl FlowTable {
         counters.flows_expired += 1;
         counters.records += 1;
         out.push(Record::Flow(Box::new(flow_record(
-            &flow,
+            &mut flow,
             &self.community_id,
         ))));
     }

@@ -55,8 +55,12 @@ fn identity(f: &Flow, cid: &CommunityId) -> (String, String) {
     }
 }
 
-pub(super) fn flow_record(f: &Flow, cid: &CommunityId) -> FlowRecord {
-    let (uid, community_id) = identity(f, cid);
+/// The record of a flow that ends: its kept identity is moved, not copied.
+pub(super) fn flow_record(f: &mut Flow, cid: &CommunityId) -> FlowRecord {
+    let (uid, community_id) = match f.ident.take() {
+        Some(id) => *id,
+        None => (uid(f), community_id(f, cid)),
+    };
     let [o, r] = f.dirs;
     let (conn_state, history, orig_bytes, resp_bytes, missed) = match &f.tcp {
         Some(t) => (

@@ -108,6 +108,26 @@ pub struct Name {
 pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
     // Most names fit: one allocation instead of a growth per label.
     let mut text = String::with_capacity(64);
+    let (truncated, next) = walk_name(msg, pos, Some(&mut text))?;
+    Ok((Name { text, truncated }, next))
+}
+
+/// Walks the name starting at `pos` exactly as [`read_name`] does (same
+/// errors, same end) without building its text: for records whose name
+/// is not shown. Returns whether the name was too long, and its end.
+fn skip_name(msg: &[u8], pos: usize) -> Result<(bool, usize), Malformed> {
+    walk_name(msg, pos, None)
+}
+
+/// The walk behind [`read_name`] and [`skip_name`]: the presentation form
+/// is appended to `text` when there is one.
+fn walk_name(
+    msg: &[u8],
+    pos: usize,
+    mut text: Option<&mut String>,
+) -> Result<(bool, usize), Malformed> {
+    // Whether a label was appended (`text` holds no other content).
+    let mut any_label = false;
     let mut wire_len = 1usize; // the final zero octet
     let mut truncated = false;
     let mut cur = pos;
@@ -119,10 +139,10 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
             0x00 => {
                 let len = usize::from(len);
                 if len == 0 {
-                    if text.is_empty() {
-                        text.push('.');
+                    if !any_label && let Some(t) = text.as_deref_mut() {
+                        t.push('.');
                     }
-                    return Ok((Name { text, truncated }, end.unwrap_or(cur + 1)));
+                    return Ok((truncated, end.unwrap_or(cur + 1)));
                 }
                 let label = msg
                     .get(cur + 1..cur + 1 + len)
@@ -130,11 +150,12 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
                 wire_len += 1 + len;
                 if wire_len > MAX_NAME_WIRE {
                     truncated = true;
-                } else {
-                    if !text.is_empty() {
-                        text.push('.');
+                } else if let Some(t) = text.as_deref_mut() {
+                    if any_label {
+                        t.push('.');
                     }
-                    push_label(&mut text, label);
+                    push_label(t, label);
+                    any_label = true;
                 }
                 cur += 1 + len;
             }
@@ -146,7 +167,7 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
                 }
                 if truncated {
                     // The rest cannot be shown; where the name ends is known.
-                    return Ok((Name { text, truncated }, end.unwrap_or(cur + 2)));
+                    return Ok((truncated, end.unwrap_or(cur + 2)));
                 }
                 pointers += 1;
                 if pointers > MAX_POINTERS {
@@ -259,6 +280,7 @@ impl Cursor<'_> {
 
 /// A resource record's fixed part and where its data lies.
 struct RawRecord {
+    /// The owner name; its text is empty when not asked for.
     name: Name,
     rtype: u16,
     ttl: u32,
@@ -266,8 +288,19 @@ struct RawRecord {
     rdata_len: usize,
 }
 
-fn read_record(c: &mut Cursor<'_>) -> Result<RawRecord, Malformed> {
-    let name = c.name()?;
+/// Reads one record; the owner name's text is built only when `keep_name`
+/// (answers are shown, the other sections' names are not).
+fn read_record(c: &mut Cursor<'_>, keep_name: bool) -> Result<RawRecord, Malformed> {
+    let name = if keep_name {
+        c.name()?
+    } else {
+        let (truncated, next) = skip_name(c.msg, c.pos)?;
+        c.pos = next;
+        Name {
+            text: String::new(),
+            truncated,
+        }
+    };
     let rtype = c.u16()?;
     let _class = c.u16()?;
     let ttl = c.u32()?;
@@ -331,7 +364,7 @@ pub fn parse(msg: &[u8]) -> Result<Message, Malformed> {
     ];
     'sections: for (count, is_answer) in sections {
         for _ in 0..count {
-            let rr = match read_record(&mut c) {
+            let rr = match read_record(&mut c, is_answer) {
                 Ok(rr) => rr,
                 Err(e) => {
                     m.anomalies.push(e.0);

@@ -724,3 +724,53 @@ fn arbitrary_bytes_never_panic() {
         run.close();
     }
 }
+
+/// The direct address writers agree with the standard library's
+/// `Display` byte for byte (records must not change).
+#[test]
+fn address_presentation_matches_std_display() {
+    use super::rdata::{push_ipv4, push_ipv6};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let mut v4s: Vec<[u8; 4]> = vec![[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 9, 100]];
+    let mut v6s: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
+    // Deterministic pseudo-random values, with many zero groups.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..20_000 {
+        let r = next();
+        v4s.push((r as u32).to_be_bytes());
+        let mut b = [0u8; 16];
+        for pair in b.chunks_exact_mut(2) {
+            let r = next();
+            let g: u16 = match r % 4 {
+                0 | 1 => 0,
+                2 => (r >> 8) as u16 & 0xf,
+                _ => (r >> 16) as u16,
+            };
+            pair.copy_from_slice(&g.to_be_bytes());
+        }
+        if next() % 8 == 0 {
+            // IPv4-mapped and IPv4-compatible forms.
+            b[..10].fill(0);
+            let ff = if next() % 2 == 0 { 0xff } else { 0 };
+            b[10] = ff;
+            b[11] = ff;
+        }
+        v6s.push(b);
+    }
+    for b in v4s {
+        let mut s = String::new();
+        push_ipv4(&mut s, b);
+        assert_eq!(s, Ipv4Addr::from(b).to_string());
+    }
+    for b in v6s {
+        let mut s = String::new();
+        push_ipv6(&mut s, b);
+        assert_eq!(s, Ipv6Addr::from(b).to_string(), "{b:?}");
+    }
+}

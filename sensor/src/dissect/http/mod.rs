@@ -313,6 +313,25 @@ impl Http {
             }
         }
         let side = &mut self.sides[d];
+        if side.buf.is_empty() && side.scan == HeadEnd::default() {
+            // The usual case, a head whole in one call: parsed in place, the
+            // parse finding where it ends (its empty line), so its lines are
+            // scanned once. A head cut short takes the buffered way below.
+            if d == 0 {
+                if let Some(req) = parser::parse_request(rest)
+                    && let Some(end) = req.end
+                {
+                    self.request_head(cx, Some(req), false);
+                    return skip + end;
+                }
+            } else if let Some(resp) = parser::parse_response(rest)
+                && let Some(end) = resp.end
+            {
+                self.response_head(cx, Some(resp), false);
+                return skip + end;
+            }
+        }
+        let side = &mut self.sides[d];
         let Some(end) = side.scan.advance(rest) else {
             // The scanner has seen `rest`: keep it.
             let side_buf_len = side.buf.len();
@@ -402,20 +421,31 @@ impl Http {
     /// Reads a complete head (`partial`: the flow ended before its empty
     /// line, so no body follows).
     fn message_head(&mut self, cx: &mut Context<'_>, d: usize, head: &[u8], partial: bool) {
+        if d == 0 {
+            self.request_head(cx, parser::parse_request(head), partial);
+        } else {
+            self.response_head(cx, parser::parse_response(head), partial);
+        }
+    }
+
+    /// Side `d`'s head is read: its reader starts over; returns the time of
+    /// the message's first byte.
+    fn head_read(&mut self, d: usize) -> i64 {
         let side = &mut self.sides[d];
         side.started = false;
         side.line_ok = false;
         side.scan = HeadEnd::default();
-        let ts = side.msg_ts;
-        if d == 0 {
-            self.request_head(cx, head, ts, partial);
-        } else {
-            self.response_head(cx, head, ts, partial);
-        }
+        side.msg_ts
     }
 
-    fn request_head(&mut self, cx: &mut Context<'_>, head: &[u8], ts: i64, partial: bool) {
-        let Some(req) = parser::parse_request(head) else {
+    fn request_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        req: Option<parser::RequestHead<'_>>,
+        partial: bool,
+    ) {
+        let ts = self.head_read(0);
+        let Some(req) = req else {
             cx.anomaly("malformed_request_line");
             self.sides[0].state = resync(true);
             return;
@@ -471,8 +501,14 @@ impl Http {
         };
     }
 
-    fn response_head(&mut self, cx: &mut Context<'_>, head: &[u8], ts: i64, partial: bool) {
-        let Some(resp) = parser::parse_response(head) else {
+    fn response_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        resp: Option<parser::ResponseHead<'_>>,
+        partial: bool,
+    ) {
+        let ts = self.head_read(1);
+        let Some(resp) = resp else {
             cx.anomaly("malformed_status_line");
             self.sides[1].state = resync(true);
             return;

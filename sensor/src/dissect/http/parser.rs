@@ -82,7 +82,7 @@ fn is_tchar(b: u8) -> bool {
 /// The first line of `data` without its line end, and whether the line
 /// end was seen.
 fn first_line(data: &[u8]) -> (&[u8], bool) {
-    match data.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', data) {
         Some(i) => {
             let line = data.get(..i).unwrap_or_default();
             (line.strip_suffix(b"\r").unwrap_or(line), true)
@@ -334,12 +334,11 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
     let rest = rest.get(rest.iter().position(|b| !is_ws(b)).unwrap_or(rest.len())..)?;
     let c_end = rest.iter().position(is_ws).unwrap_or(rest.len());
     let code_bytes = rest.get(..c_end)?;
-    let code = if code_bytes.len() == 3 && code_bytes.iter().all(u8::is_ascii_digit) {
-        std::str::from_utf8(code_bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-    } else {
-        None
+    let code = match *code_bytes {
+        [a, b, c] if code_bytes.iter().all(u8::is_ascii_digit) => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
     };
     let reason = trim(rest.get(c_end..)?);
     Some(StatusLine {
@@ -394,14 +393,22 @@ enum Kept {
 
 /// Parses the header lines of a head (everything after the start line);
 /// `lines` yields lines without their line ends, up to the empty line.
-fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
+/// Returns the fields and, when the empty line that ends the head was met
+/// (with its line feed), the offset just after it.
+fn parse_fields<'a>(lines: &mut Lines<'a>) -> (Fields<'a>, Option<usize>) {
     let mut f = Fields::default();
-    let mut cl_values: Vec<u8> = Vec::new();
-    let mut te_value: Vec<u8> = Vec::new();
+    // Borrowed from the head while there is one copy, joined (owned) only
+    // when a field repeats or is folded: no allocation in the usual case.
+    let mut cl_values: Cow<'a, [u8]> = Cow::Borrowed(&[]);
+    let mut te_value: Cow<'a, [u8]> = Cow::Borrowed(&[]);
     let mut last = Kept::Other;
     let mut cl_seen = false;
-    for line in lines {
+    let mut end = None;
+    while let Some(line) = lines.next() {
         if line.is_empty() {
+            if lines.terminated {
+                end = Some(lines.pos);
+            }
             break;
         }
         if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -411,8 +418,8 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
                 Kept::Host => f.host.as_mut().map(Cow::to_mut),
                 Kept::UserAgent => f.user_agent.as_mut().map(Cow::to_mut),
                 Kept::ContentType => f.content_type.as_mut().map(Cow::to_mut),
-                Kept::ContentLength => Some(&mut cl_values),
-                Kept::TransferEncoding => Some(&mut te_value),
+                Kept::ContentLength => Some(cl_values.to_mut()),
+                Kept::TransferEncoding => Some(te_value.to_mut()),
                 Kept::Other => None,
             };
             if let Some(v) = target
@@ -448,17 +455,23 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
             Kept::ContentType
         } else if is(b"content-length") {
             if cl_seen {
-                cl_values.push(b',');
+                let v = cl_values.to_mut();
+                v.push(b',');
+                v.extend_from_slice(value);
+            } else {
+                cl_values = Cow::Borrowed(value);
             }
             cl_seen = true;
-            cl_values.extend_from_slice(value);
             Kept::ContentLength
         } else if is(b"transfer-encoding") {
             f.transfer_encoding = true;
-            if !te_value.is_empty() {
-                te_value.push(b',');
+            if te_value.is_empty() {
+                te_value = Cow::Borrowed(value);
+            } else {
+                let v = te_value.to_mut();
+                v.push(b',');
+                v.extend_from_slice(value);
             }
-            te_value.extend_from_slice(value);
             Kept::TransferEncoding
         } else {
             Kept::Other
@@ -474,7 +487,7 @@ fn parse_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Fields<'a> {
             .find(|c| !c.is_empty())
             .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
     }
-    f
+    (f, end)
 }
 
 /// Content-Length values (several copies joined by commas, as RFC 9110
@@ -485,10 +498,10 @@ fn content_length(values: &[u8]) -> ContentLength {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return ContentLength::Invalid;
         }
-        let Some(n) = std::str::from_utf8(part)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
+        // Digits only (checked above): overflow is the one way to fail.
+        let Some(n) = part.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        }) else {
             return ContentLength::Invalid;
         };
         match out {
@@ -500,18 +513,47 @@ fn content_length(values: &[u8]) -> ContentLength {
 }
 
 /// The lines of a head, without line ends (LF or CRLF); found with
-/// memchr, not byte by byte.
-fn lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(head);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        let (line, next) = match memchr::memchr(b'\n', r) {
-            Some(p) => (r.get(..p).unwrap_or_default(), r.get(p + 1..)),
-            None => (r, None),
+/// memchr, not byte by byte. The bytes after the last LF are a last line.
+struct Lines<'a> {
+    /// What is left, `None` once the last line was given.
+    rest: Option<&'a [u8]>,
+    /// Offset (in the bytes iterated) just after the last line given.
+    pos: usize,
+    /// The last line given ended with a line feed.
+    terminated: bool,
+}
+
+impl<'a> Lines<'a> {
+    fn new(head: &'a [u8]) -> Self {
+        Self {
+            rest: Some(head),
+            pos: 0,
+            terminated: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let r = self.rest?;
+        let line = match memchr::memchr(b'\n', r) {
+            Some(p) => {
+                self.rest = r.get(p + 1..);
+                self.pos += p + 1;
+                self.terminated = true;
+                r.get(..p).unwrap_or_default()
+            }
+            None => {
+                self.rest = None;
+                self.pos += r.len();
+                self.terminated = false;
+                r
+            }
         };
-        rest = next;
         Some(line.strip_suffix(b"\r").unwrap_or(line))
-    })
+    }
 }
 
 /// A request head, borrowing the start line from the bytes parsed.
@@ -525,19 +567,24 @@ pub struct RequestHead<'a> {
     pub version: &'a [u8],
     /// The header fields kept.
     pub fields: Fields<'a>,
+    /// Offset just after the empty line that ends the head, when the bytes
+    /// parsed hold it (bytes after it are not looked at).
+    pub end: Option<usize>,
 }
 
-/// Parses a complete request head (start line, fields, possibly without
-/// the final empty line when the flow ended); `None` when the request
-/// line is not one.
+/// Parses a request head: start line and fields up to the empty line (the
+/// bytes may go on past it, or stop short of it when the flow ended; see
+/// [`RequestHead::end`]); `None` when the request line is not one.
 pub fn parse_request(head: &[u8]) -> Option<RequestHead<'_>> {
-    let mut it = lines(head);
+    let mut it = Lines::new(head);
     let line = parse_request_line(it.next()?)?;
+    let (fields, end) = parse_fields(&mut it);
     Some(RequestHead {
         method: line.method,
         uri: line.uri,
         version: line.version,
-        fields: parse_fields(it),
+        fields,
+        end,
     })
 }
 
@@ -552,18 +599,23 @@ pub struct ResponseHead<'a> {
     pub reason: &'a [u8],
     /// The header fields kept.
     pub fields: Fields<'a>,
+    /// Offset just after the empty line that ends the head, when the bytes
+    /// parsed hold it (bytes after it are not looked at).
+    pub end: Option<usize>,
 }
 
-/// Parses a complete response head; `None` when the status line does not
-/// start with `HTTP/`.
+/// Parses a response head, as [`parse_request`] does; `None` when the
+/// status line does not start with `HTTP/`.
 pub fn parse_response(head: &[u8]) -> Option<ResponseHead<'_>> {
-    let mut it = lines(head);
+    let mut it = Lines::new(head);
     let line = parse_status_line(it.next()?)?;
+    let (fields, end) = parse_fields(&mut it);
     Some(ResponseHead {
         version: line.version,
         code: line.code,
         reason: line.reason,
-        fields: parse_fields(it),
+        fields,
+        end,
     })
 }
 
