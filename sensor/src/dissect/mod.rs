@@ -71,9 +71,13 @@ pub enum Want {
     /// Keep delivering both directions.
     More,
     /// Nothing more is needed from this flow (the dissector gave up, or the
-    /// rest is opaque, such as a tunnel after CONNECT): reassembly stops and
-    /// the flow costs only its accounting from here on.
+    /// rest is opaque, such as a WebSocket after an upgrade): reassembly
+    /// stops and the flow costs only its accounting from here on.
     Done,
+    /// The rest of the stream is another protocol, from the next byte on
+    /// (a tunnel after an HTTP CONNECT): this dissector is dropped and the
+    /// flow is identified afresh (TCP only; UDP treats it as `Done`).
+    Reprobe,
 }
 
 /// The flow as a probe sees it.

@@ -106,6 +106,8 @@ pub struct Http {
     sides: [Side; 2],
     /// The connection became opaque (CONNECT, protocol switch).
     tunnel: bool,
+    /// That was a CONNECT: the tunnel is probed for its own protocol.
+    connect_tunnel: bool,
 }
 
 #[derive(Debug)]
@@ -163,12 +165,15 @@ impl Http {
             skip_responses: 0,
             sides: [Side::default(), Side::default()],
             tunnel: false,
+            connect_tunnel: false,
         }
     }
 
     fn want(&self) -> Want {
         let dead = |s: &Side| matches!(s.state, State::Dead);
-        if self.tunnel || self.sides.iter().all(dead) {
+        if self.tunnel && self.connect_tunnel {
+            Want::Reprobe
+        } else if self.tunnel || self.sides.iter().all(dead) {
             Want::Done
         } else {
             Want::More
@@ -579,6 +584,10 @@ impl Http {
             self.sides[1].cur = depth;
             self.end_message(cx, 1, State::Dead);
             self.tunnel = true;
+            // After CONNECT the tunnel carries another protocol (TLS, most
+            // often): the flow is probed again. After 101 it is a protocol
+            // we do not dissect (WebSocket, h2c).
+            self.connect_tunnel = code != 101;
             self.flush_all(cx);
             return;
         }
@@ -712,7 +721,7 @@ fn note_fields(cx: &mut Context<'_>, f: &Fields<'_>) {
 impl Dissector for Http {
     fn data(&mut self, cx: &mut Context<'_>, dir: Direction, data: &[u8]) -> Want {
         if self.tunnel {
-            return Want::Done;
+            return self.want();
         }
         self.feed(cx, dir as usize, data);
         self.want()
@@ -720,7 +729,7 @@ impl Dissector for Http {
 
     fn gap(&mut self, cx: &mut Context<'_>, dir: Direction, len: u64) -> Want {
         if self.tunnel {
-            return Want::Done;
+            return self.want();
         }
         let d = dir as usize;
         let side = &mut self.sides[d];

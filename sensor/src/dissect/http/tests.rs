@@ -297,7 +297,7 @@ fn continue_is_skipped_and_kept_as_info_code() {
 }
 
 #[test]
-fn connect_then_tunnel_stops_reading() {
+fn connect_then_tunnel_is_probed_again() {
     let mut r = Run::new();
     r.send(
         O,
@@ -307,7 +307,8 @@ fn connect_then_tunnel_stops_reading() {
     .send(O, b"\x16\x03\x01\x00\x05hello");
     assert_eq!(r.last_want, Want::More);
     r.send(R, b"HTTP/1.1 200 Connection Established\r\n\r\n");
-    assert_eq!(r.last_want, Want::Done);
+    // The tunnel is another protocol: the flow is identified afresh.
+    assert_eq!(r.last_want, Want::Reprobe);
     let recs = r.records();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].method.as_deref(), Some("CONNECT"));

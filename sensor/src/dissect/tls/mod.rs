@@ -632,4 +632,4 @@ pub fn fuzz_records(data: &[u8]) -> usize {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

@@ -221,7 +221,7 @@ impl AppState {
             }
         }
         if let Phase::Active { dissector, .. } = &mut r.phase
-            && dissector.data(&mut cx, dir, payload) == Want::Done
+            && dissector.data(&mut cx, dir, payload) != Want::More
         {
             r.phase = Phase::Done;
         }
@@ -376,11 +376,20 @@ impl Reader {
                     Chunk::Data(b) => dissector.data(cx, dir, b),
                     Chunk::Gap(n) => dissector.gap(cx, dir, n),
                 };
-                if want == Want::Done {
-                    self.phase = Phase::Done;
-                    return false;
+                match want {
+                    Want::More => true,
+                    Want::Done => {
+                        self.phase = Phase::Done;
+                        false
+                    }
+                    // A tunnel: what follows is probed like a new stream.
+                    Want::Reprobe => {
+                        self.phase = Phase::Probing;
+                        self.excluded = 0;
+                        self.probe = [Vec::new(), Vec::new()];
+                        true
+                    }
                 }
-                true
             }
             Phase::Probing => match chunk {
                 // Bytes after a hole cannot be probed from a known start.

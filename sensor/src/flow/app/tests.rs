@@ -223,3 +223,53 @@ fn a_dissector_that_is_done_stops_the_flow() {
     assert_eq!(app.service(), Some("hello"));
     let _ = seen();
 }
+
+#[test]
+fn tls_inside_an_http_connect_tunnel_is_dissected() {
+    use crate::dissect::tls::testutil::{client_hello_body, ext, handshake, record, sni_data};
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &DissectConfig::default());
+    let mut app = AppState::new(L4::Tcp, (40000, 3128));
+    let req = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(1, req), 1),
+        Outcome::Identified("http")
+    );
+    let resp = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    assert_eq!(
+        app.tcp_segment(&mut sh, R, &seg(1000, resp), 2),
+        Outcome::Continue
+    );
+    let hello = record(
+        22,
+        &handshake(
+            1,
+            &client_hello_body(
+                0x0303,
+                &[],
+                &[0x1301, 0xc02f],
+                &[ext(0, &sni_data("inner.example"))],
+            ),
+        ),
+    );
+    let next = 1 + req.len() as u32;
+    assert_ne!(
+        app.tcp_segment(&mut sh, O, &seg(next, &hello), 3),
+        Outcome::Finished
+    );
+    app.close(&mut sh, 4);
+    let kinds: Vec<&str> = sh
+        .emitted
+        .iter()
+        .map(|e| match &e.event {
+            AppEvent::Http(_) => "http",
+            AppEvent::Tls(_) => "tls",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["http", "tls"]);
+    let sni = sh.emitted.iter().find_map(|e| match &e.event {
+        AppEvent::Tls(t) => t.sni.clone(),
+        _ => None,
+    });
+    assert_eq!(sni.as_deref(), Some("inner.example"));
+}
