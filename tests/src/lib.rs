@@ -22,6 +22,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod corpus;
+pub mod expectations;
 pub mod flow;
 pub mod live;
 pub mod netns;

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use sensor_tests::corpus::{Corpus, corpus_or_skip};
+use sensor_tests::expectations::{Difference, judge};
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::{Check, Expected, SvTest, tests_with_event};
@@ -59,52 +60,6 @@ struct Skip {
     #[serde(default)]
     baseline: String,
     reason: String,
-}
-
-/// One difference between a tool and the sensor.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Difference {
-    /// `zeek` or `suricata`.
-    source: String,
-    /// Zeek: the trace; Suricata: the test name.
-    trace: String,
-    /// Zeek: the baseline row; Suricata: the check.
-    item: String,
-    /// The field compared (`presence`, `query`, `qtype`, `rcode`,
-    /// `answers`, `ttls`; for Suricata `count`).
-    field: String,
-    /// The tool's value.
-    expected: String,
-    /// The sensor's value.
-    sensor: String,
-    #[serde(default)]
-    reason: String,
-}
-
-impl Difference {
-    fn same_as(&self, other: &Self) -> bool {
-        self.source == other.source
-            && self.trace == other.trace
-            && self.item == other.item
-            && self.field == other.field
-            && self.expected == other.expected
-            && self.sensor == other.sensor
-    }
-
-    fn to_toml(&self) -> String {
-        let q = |v: &str| toml::Value::String(v.to_owned()).to_string();
-        format!(
-            "[[difference]]\nsource = {}\ntrace = {}\nitem = {}\nfield = {}\nexpected = {}\nsensor = {}\nreason = {}\n",
-            q(&self.source),
-            q(&self.trace),
-            q(&self.item),
-            q(&self.field),
-            q(&self.expected),
-            q(&self.sensor),
-            q(&self.reason)
-        )
-    }
 }
 
 /// The sensor's dns records of one capture, cached by path.
@@ -198,36 +153,10 @@ fn dns_corpus() {
             problems.push(format!("[[skip]] {} has no reason", s.trace));
         }
     }
-    for listed in &expectations.difference {
-        if listed.reason.trim().is_empty() {
-            problems.push(format!(
-                "listed difference without a reason:\n{}",
-                listed.to_toml()
-            ));
-        }
-        if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!(
-                "listed difference no longer occurs:\n{}",
-                listed.to_toml()
-            ));
-        }
-    }
-    let unlisted: Vec<&Difference> = found
-        .iter()
-        .filter(|d| !expectations.difference.iter().any(|e| e.same_as(d)))
-        .collect();
+    let known = judge(&expectations.difference, &found, &path, &mut problems);
     println!(
-        "compared {zeek_compared} Zeek dns baselines and {sv_compared} suricata-verify tests; {} known differences",
-        found.len() - unlisted.len()
+        "compared {zeek_compared} Zeek dns baselines and {sv_compared} suricata-verify tests; {known} known differences"
     );
-    if !unlisted.is_empty() {
-        problems.push(format!(
-            "{} differences are not listed in {} (a sensor bug, or list them with a real reason):\n{}",
-            unlisted.len(),
-            path.display(),
-            unlisted.iter().map(|d| d.to_toml()).collect::<Vec<_>>().join("\n")
-        ));
-    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -269,7 +198,7 @@ fn compare_zeek(b: &ConnBaseline, recs: &[Value], found: &mut Vec<Difference>) {
     let mut diff = |item: &str, field: &str, expected: String, sensor: String| {
         let d = Difference {
             source: "zeek".into(),
-            trace: b.trace.clone(),
+            case: b.trace.clone(),
             item: item.to_owned(),
             field: field.to_owned(),
             expected,
@@ -741,7 +670,7 @@ fn compare_suricata(t: &SvTest, recs: &[Value], found: &mut Vec<Difference>) {
         if !ok {
             let d = Difference {
                 source: "suricata".into(),
-                trace: t.name.clone(),
+                case: t.name.clone(),
                 item,
                 field: "count".into(),
                 expected,

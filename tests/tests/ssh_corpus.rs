@@ -20,10 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use sensor_tests::corpus::{Corpus, corpus_or_skip};
+use sensor_tests::expectations::{Difference, Expectations, judge};
 use sensor_tests::records::{of_type, parse_lines};
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::{Check, Expected, tests_with_event};
@@ -44,66 +44,6 @@ const ZEEK_COLUMNS: &[(&str, &str)] = &[
     ("mac_alg", "mac"),
     ("compression_alg", "compression"),
 ];
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expectations {
-    #[serde(default)]
-    difference: Vec<Difference>,
-}
-
-/// One difference: which reference (`suricata`, `tshark`, `zeek`), which
-/// case (test, capture or baseline), which item in it (a check, a
-/// connection), which field, the reference's value and the sensor's.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Difference {
-    source: String,
-    case: String,
-    item: String,
-    field: String,
-    expected: String,
-    sensor: String,
-    #[serde(default)]
-    reason: String,
-}
-
-impl Difference {
-    fn same_as(&self, other: &Self) -> bool {
-        (
-            &self.source,
-            &self.case,
-            &self.item,
-            &self.field,
-            &self.expected,
-            &self.sensor,
-        ) == (
-            &other.source,
-            &other.case,
-            &other.item,
-            &other.field,
-            &other.expected,
-            &other.sensor,
-        )
-    }
-
-    fn to_toml(&self) -> String {
-        let q = |s: &str| toml_string(s);
-        format!(
-            "[[difference]]\nsource = {}\ncase = {}\nitem = {}\nfield = {}\nexpected = {}\nsensor = {}\nreason = \"\"\n",
-            q(&self.source),
-            q(&self.case),
-            q(&self.item),
-            q(&self.field),
-            q(&self.expected),
-            q(&self.sensor)
-        )
-    }
-}
-
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
 
 /// The sensor's `ssh` records of each capture, run once per capture.
 #[derive(Default)]
@@ -468,9 +408,7 @@ fn ssh_matches_suricata_tshark_and_zeek() {
         return;
     };
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations/ssh.toml");
-    let expectations: Expectations =
-        toml::from_str(&std::fs::read_to_string(&path).expect("expectations readable"))
-            .expect("expectations parse");
+    let expectations = Expectations::load(&path);
     let mut runs = Runs::default();
     let mut problems = Vec::new();
     let (sv, mut found) = suricata_differences(&corpus, &mut runs, &mut problems);
@@ -478,35 +416,9 @@ fn ssh_matches_suricata_tshark_and_zeek() {
     found.extend(more);
     let (zk, more) = zeek_differences(&corpus, &mut runs);
     found.extend(more);
-    let unlisted: Vec<&Difference> = found
-        .iter()
-        .filter(|d| !expectations.difference.iter().any(|e| e.same_as(d)))
-        .collect();
+    let known = judge(&expectations.difference, &found, &path, &mut problems);
     println!(
-        "compared {sv} suricata-verify checks, {ts} tshark connections, {zk} Zeek ssh.log rows; {} known differences",
-        found.len() - unlisted.len()
+        "compared {sv} suricata-verify checks, {ts} tshark connections, {zk} Zeek ssh.log rows; {known} known differences"
     );
-    for listed in &expectations.difference {
-        if listed.reason.trim().is_empty() {
-            problems.push(format!(
-                "listed difference without a reason:\n{}",
-                listed.to_toml()
-            ));
-        }
-        if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!(
-                "listed difference no longer occurs:\n{}",
-                listed.to_toml()
-            ));
-        }
-    }
-    if !unlisted.is_empty() {
-        problems.push(format!(
-            "{} differences are not listed in {} (a sensor bug, or list them with a real reason):\n{}",
-            unlisted.len(),
-            path.display(),
-            unlisted.iter().map(|d| d.to_toml()).collect::<Vec<_>>().join("\n")
-        ));
-    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
