@@ -20,14 +20,20 @@ use crate::dissect::{
 };
 use crate::packet::Direction;
 
-/// Settings and scratch space shared by the flows of one worker.
+/// The worker's dissection settings, fixed at start.
 #[derive(Debug)]
-pub struct AppShared {
+struct Settings {
     protocols: Vec<&'static Protocol>,
     limits: Limits,
     stream: StreamLimits,
     probe_bytes: usize,
     probe_datagrams: u32,
+}
+
+/// Settings and scratch space shared by the flows of one worker.
+#[derive(Debug)]
+pub struct AppShared {
+    settings: Settings,
     /// Out-of-order bytes held by every stream of the worker.
     pub budget: Budget,
     /// Reassembly counts since the caller last took them.
@@ -42,17 +48,19 @@ impl AppShared {
     /// The worker's settings.
     pub fn new(r: &ReassemblyConfig, d: &DissectConfig) -> Self {
         Self {
-            protocols: d.protocols.iter().filter_map(|n| by_name(n)).collect(),
-            limits: Limits {
-                max_pending_transactions: d.max_pending_transactions,
-                max_buffered_bytes: d.max_buffered_bytes,
+            settings: Settings {
+                protocols: d.protocols.iter().filter_map(|n| by_name(n)).collect(),
+                limits: Limits {
+                    max_pending_transactions: d.max_pending_transactions,
+                    max_buffered_bytes: d.max_buffered_bytes,
+                },
+                stream: StreamLimits {
+                    max_bytes: r.max_stream_bytes,
+                    max_segments: r.max_stream_segments,
+                },
+                probe_bytes: d.probe_bytes,
+                probe_datagrams: d.probe_datagrams,
             },
-            stream: StreamLimits {
-                max_bytes: r.max_stream_bytes,
-                max_segments: r.max_stream_segments,
-            },
-            probe_bytes: d.probe_bytes,
-            probe_datagrams: d.probe_datagrams,
             budget: Budget::new(r.max_bytes),
             stats: Stats::default(),
             emitted: Vec::new(),
@@ -64,13 +72,42 @@ impl AppShared {
     /// (tests of the framework with protocols of their own).
     #[cfg(test)]
     pub(crate) fn with_protocols(mut self, protocols: Vec<&'static Protocol>) -> Self {
-        self.protocols = protocols;
+        self.settings.protocols = protocols;
         self
     }
 
     /// True when some protocol is enabled for `l4`.
     pub fn wants(&self, l4: L4) -> bool {
-        self.protocols.iter().any(|p| supports(p, l4))
+        self.settings.protocols.iter().any(|p| supports(p, l4))
+    }
+
+    /// What one call works with, borrowed apart: the settings with the
+    /// flow's ports and transport, the dissector context at `ts_us`, and the
+    /// reassembly budget and counts.
+    fn split(
+        &mut self,
+        ts_us: i64,
+        ports: (u16, u16),
+        l4: L4,
+    ) -> (Env<'_>, Context<'_>, &mut Budget, &mut Stats) {
+        let Self {
+            settings,
+            budget,
+            stats,
+            emitted,
+            anomalies,
+        } = self;
+        let env = Env {
+            settings,
+            ports,
+            l4,
+        };
+        let cx = Context {
+            ts_us,
+            out: emitted,
+            anomalies,
+        };
+        (env, cx, budget, stats)
     }
 }
 
@@ -155,36 +192,11 @@ impl AppState {
         ts_us: i64,
     ) -> Outcome {
         let before = self.reader.service();
+        let (env, mut cx, budget, stats) = sh.split(ts_us, self.ports, self.l4);
         let Self {
-            streams,
-            reader,
-            ports,
-            l4,
+            streams, reader, ..
         } = self;
-        let AppShared {
-            protocols,
-            limits,
-            stream,
-            probe_bytes,
-            budget,
-            stats,
-            emitted,
-            anomalies,
-            ..
-        } = sh;
-        let mut cx = Context {
-            ts_us,
-            out: emitted,
-            anomalies,
-        };
-        let env = Env {
-            protocols,
-            limits,
-            probe_bytes: *probe_bytes,
-            ports: *ports,
-            l4: *l4,
-        };
-        streams[dir as usize].segment(seg, stream, budget, stats, &mut |chunk| {
+        streams[dir as usize].segment(seg, &env.settings.stream, budget, stats, &mut |chunk| {
             reader.chunk(&env, &mut cx, dir, chunk)
         });
         self.settle(sh, before)
@@ -199,24 +211,13 @@ impl AppState {
         ts_us: i64,
     ) -> Outcome {
         let before = self.reader.service();
-        let mut cx = Context {
-            ts_us,
-            out: &mut sh.emitted,
-            anomalies: &mut sh.anomalies,
-        };
-        let env = Env {
-            protocols: &sh.protocols,
-            limits: &sh.limits,
-            probe_bytes: sh.probe_bytes,
-            ports: self.ports,
-            l4: self.l4,
-        };
+        let (env, mut cx, _, _) = sh.split(ts_us, self.ports, self.l4);
         let r = &mut self.reader;
         if matches!(r.phase, Phase::Probing) {
             r.datagrams += 1;
             if let Some(p) = r.identify(&env, dir, payload) {
                 r.start(p, &env);
-            } else if r.datagrams >= sh.probe_datagrams || r.all_excluded(&env) {
+            } else if r.datagrams >= env.settings.probe_datagrams || r.all_excluded(&env) {
                 r.phase = Phase::Done;
             }
         }
@@ -231,34 +232,10 @@ impl AppState {
     /// The flow ended: delivers what the streams hold, then closes the
     /// dissector. `ts_us` is the flow's last packet time.
     pub fn close(&mut self, sh: &mut AppShared, ts_us: i64) {
+        let (env, mut cx, budget, stats) = sh.split(ts_us, self.ports, self.l4);
         let Self {
-            streams,
-            reader,
-            ports,
-            l4,
+            streams, reader, ..
         } = self;
-        let AppShared {
-            protocols,
-            limits,
-            probe_bytes,
-            budget,
-            stats,
-            emitted,
-            anomalies,
-            ..
-        } = sh;
-        let mut cx = Context {
-            ts_us,
-            out: emitted,
-            anomalies,
-        };
-        let env = Env {
-            protocols,
-            limits,
-            probe_bytes: *probe_bytes,
-            ports: *ports,
-            l4: *l4,
-        };
         for dir in [Direction::Originator, Direction::Responder] {
             streams[dir as usize].flush(budget, stats, &mut |chunk| {
                 reader.chunk(&env, &mut cx, dir, chunk)
@@ -303,9 +280,7 @@ impl AppState {
 
 /// What a reader needs from the worker while a stream delivers.
 struct Env<'a> {
-    protocols: &'a [&'static Protocol],
-    limits: &'a Limits,
-    probe_bytes: usize,
+    settings: &'a Settings,
     ports: (u16, u16),
     l4: L4,
 }
@@ -316,7 +291,8 @@ impl Reader {
     }
 
     fn all_excluded(&self, env: &Env<'_>) -> bool {
-        env.protocols
+        env.settings
+            .protocols
             .iter()
             .enumerate()
             .all(|(i, p)| !supports(p, env.l4) || self.excluded & (1 << i) != 0)
@@ -339,7 +315,7 @@ impl Reader {
         let hinted =
             |p: &Protocol| p.ports.contains(&env.ports.0) || p.ports.contains(&env.ports.1);
         for pass_hinted in [true, false] {
-            for (i, p) in env.protocols.iter().enumerate() {
+            for (i, p) in env.settings.protocols.iter().enumerate() {
                 if hinted(p) != pass_hinted || !supports(p, env.l4) || self.excluded & (1 << i) != 0
                 {
                     continue;
@@ -357,7 +333,7 @@ impl Reader {
     fn start(&mut self, protocol: &'static Protocol, env: &Env<'_>) {
         self.identified = Some(protocol.name);
         self.phase = Phase::Active {
-            dissector: (protocol.new)(env.limits, env.l4),
+            dissector: (protocol.new)(&env.settings.limits, env.l4),
         };
     }
 
@@ -413,7 +389,7 @@ impl Reader {
         // Without earlier bytes the chunk is probed where it lies; bytes
         // are copied only when a probe needs more of them.
         let kept = self.probe[d].len();
-        let room = env.probe_bytes.saturating_sub(kept);
+        let room = env.settings.probe_bytes.saturating_sub(kept);
         let matched = if kept == 0 {
             self.identify(env, dir, b)
         } else {
@@ -456,10 +432,10 @@ impl Reader {
             }
             None => {
                 if kept == 0 {
-                    let take = b.len().min(env.probe_bytes);
+                    let take = b.len().min(env.settings.probe_bytes);
                     self.probe[d].extend_from_slice(&b[..take]);
                 }
-                if self.probe[d].len() >= env.probe_bytes {
+                if self.probe[d].len() >= env.settings.probe_bytes {
                     // Undecided after every byte it may keep.
                     self.phase = Phase::Done;
                     return false;
