@@ -1,8 +1,10 @@
 //! Known differences between the sensor and a reference tool, as the corpus
-//! tests of the dissectors (`dns_corpus`, `quic_corpus`, `ssh_corpus`) list
-//! them in `tests/expectations/<name>.toml`, and the verdict every such test
-//! gives: a difference that is not listed fails, and so does a listed one
-//! that no longer occurs or has no reason, so the lists stay honest.
+//! tests list them in `tests/expectations/<name>.toml`, and the verdict every
+//! such test gives ([`judge`]): a difference that is not listed fails, and so
+//! does a listed one that no longer occurs or has no reason, so the lists
+//! stay honest. [`Difference`] is the general form (`dns_corpus`,
+//! `quic_corpus`, `ssh_corpus`); Zeek's conn and http comparisons keep their
+//! own ([`crate::zeek::KnownDifference`]).
 
 use std::path::Path;
 
@@ -50,9 +52,18 @@ pub struct Difference {
     pub reason: String,
 }
 
-impl Difference {
+/// What [`judge`] needs of a listed difference.
+pub trait Listed {
     /// The same difference, whatever its reason.
-    pub fn same_as(&self, other: &Self) -> bool {
+    fn same_as(&self, other: &Self) -> bool;
+    /// The difference as a TOML table, to review and paste into the file.
+    fn to_toml(&self) -> String;
+    /// Why the sensor differs.
+    fn reason(&self) -> &str;
+}
+
+impl Listed for Difference {
+    fn same_as(&self, other: &Self) -> bool {
         (
             &self.source,
             &self.case,
@@ -70,8 +81,7 @@ impl Difference {
         )
     }
 
-    /// The difference as a TOML table, to review and paste into the file.
-    pub fn to_toml(&self) -> String {
+    fn to_toml(&self) -> String {
         let q = |v: &str| toml::Value::String(v.to_owned()).to_string();
         format!(
             "[[difference]]\nsource = {}\ncase = {}\nitem = {}\nfield = {}\nexpected = {}\nsensor = {}\nreason = {}\n",
@@ -84,20 +94,24 @@ impl Difference {
             q(&self.reason)
         )
     }
+
+    fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 /// Compares the differences `found` with those `listed` in the file at
 /// `path`, adding to `problems` every listed difference without a reason or
 /// that no longer occurs, and the unlisted ones; returns how many found
 /// differences are listed (known).
-pub fn judge(
-    listed: &[Difference],
-    found: &[Difference],
+pub fn judge<D: Listed>(
+    listed: &[D],
+    found: &[D],
     path: &Path,
     problems: &mut Vec<String>,
 ) -> usize {
     for l in listed {
-        if l.reason.trim().is_empty() {
+        if l.reason().trim().is_empty() {
             problems.push(format!(
                 "listed difference without a reason:\n{}",
                 l.to_toml()
@@ -110,7 +124,7 @@ pub fn judge(
             ));
         }
     }
-    let unlisted: Vec<&Difference> = found
+    let unlisted: Vec<&D> = found
         .iter()
         .filter(|d| !listed.iter().any(|l| l.same_as(d)))
         .collect();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::corpus::Corpus;
+use crate::expectations::Listed;
 
 /// One baseline log of one trace (conn, dns, http, ...).
 #[derive(Debug, Clone)]
@@ -237,9 +238,8 @@ pub struct KnownDifference {
     pub reason: String,
 }
 
-impl KnownDifference {
-    /// True when `other` is the same difference (reason aside).
-    pub fn same_as(&self, other: &Self) -> bool {
+impl Listed for KnownDifference {
+    fn same_as(&self, other: &Self) -> bool {
         self.trace == other.trace
             && self.flow == other.flow
             && self.field == other.field
@@ -247,12 +247,15 @@ impl KnownDifference {
             && self.sensor == other.sensor
     }
 
-    /// The difference as a TOML table, ready to paste into the file.
-    pub fn to_toml(&self) -> String {
+    fn to_toml(&self) -> String {
         format!(
             "[[difference]]\ntrace = {:?}\nflow = {:?}\nfield = {:?}\nzeek = {:?}\nsensor = {:?}\nreason = {:?}\n",
             self.trace, self.flow, self.field, self.zeek, self.sensor, self.reason
         )
+    }
+
+    fn reason(&self) -> &str {
+        &self.reason
     }
 }
 

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use sensor_tests::corpus::{Corpus, corpus_or_skip};
-use sensor_tests::expectations::{Difference, judge};
+use sensor_tests::expectations::{Difference, Listed, judge};
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::{Check, Expected, SvTest, tests_with_event};

@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sensor_tests::corpus::corpus_or_skip;
+use sensor_tests::expectations::{Listed, judge};
 use sensor_tests::records::parse_lines;
 use sensor_tests::sensor::run_pcap;
 use sensor_tests::suricata::{Check, Expected, tests_with_event};
-use sensor_tests::zeek::{KnownDifference, ZeekConn, log_baselines, parse_log};
-use serde::Deserialize;
+use sensor_tests::zeek::{KnownDifference, ZeekConn, load_expectations, log_baselines, parse_log};
 use serde_json::Value;
 
 /// Trace folders (under `testing/btest/Traces/`) whose http baselines are
@@ -53,36 +53,13 @@ const IGNORED_KEYS: &[&str] = &[
     "http.status_string",
 ];
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expectations {
-    /// Zeek baselines or suricata-verify tests not compared.
-    #[serde(default)]
-    skip: Vec<Skip>,
-    /// Known differences.
-    #[serde(default)]
-    difference: Vec<KnownDifference>,
-}
-
-/// A baseline (`trace` + `baseline`) or a suricata-verify test (`trace` =
-/// the test, `baseline` = "test.yaml") that is not compared, and why.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Skip {
-    trace: String,
-    baseline: String,
-    reason: String,
-}
-
 #[test]
 fn http_corpus() {
     let Some(corpus) = corpus_or_skip() else {
         return;
     };
     let expectations_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations/http.toml");
-    let text = std::fs::read_to_string(&expectations_path).expect("expectations readable");
-    let expectations: Expectations = toml::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid: {e}", expectations_path.display()));
+    let expectations = load_expectations(&expectations_path);
     let is_skipped = |trace: &str, baseline: &str| {
         expectations
             .skip
@@ -150,36 +127,16 @@ fn http_corpus() {
         }
     }
 
-    let unlisted: Vec<&KnownDifference> = found
-        .iter()
-        .filter(|d| !expectations.difference.iter().any(|e| e.same_as(d)))
-        .collect();
-    for listed in &expectations.difference {
-        if listed.reason.trim().is_empty() {
-            problems.push(format!(
-                "listed difference without a reason:\n{}",
-                listed.to_toml()
-            ));
-        }
-        if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!(
-                "listed difference no longer occurs:\n{}",
-                listed.to_toml()
-            ));
-        }
-    }
+    let known = judge(
+        &expectations.difference,
+        &found,
+        &expectations_path,
+        &mut problems,
+    );
     println!(
         "compared {zeek_compared} Zeek http baselines and {checks_compared} suricata-verify http checks; {} known differences",
-        found.len() - unlisted.len()
+        known
     );
-    if !unlisted.is_empty() {
-        problems.push(format!(
-            "{} differences are not listed in {} (a sensor bug, or list them with a real reason):\n{}",
-            unlisted.len(),
-            expectations_path.display(),
-            unlisted.iter().map(|d| d.to_toml()).collect::<Vec<_>>().join("\n")
-        ));
-    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

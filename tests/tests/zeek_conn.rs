@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use sensor_tests::corpus::corpus_or_skip;
+use sensor_tests::expectations::{Listed, judge};
 use sensor_tests::flow::Flow;
 use sensor_tests::sensor::flows_of;
 use sensor_tests::zeek::{
@@ -90,38 +91,18 @@ fn zeek_conn() {
             Err(problem) => problems.push(problem),
         }
     }
-    let unlisted: Vec<&KnownDifference> = found
-        .iter()
-        .filter(|d| !expectations.difference.iter().any(|e| e.same_as(d)))
-        .collect();
-    for listed in &expectations.difference {
-        if listed.reason.trim().is_empty() {
-            problems.push(format!(
-                "listed difference without a reason:\n{}",
-                listed.to_toml()
-            ));
-        }
-        if !found.iter().any(|d| d.same_as(listed)) {
-            problems.push(format!(
-                "listed difference no longer occurs:\n{}",
-                listed.to_toml()
-            ));
-        }
-    }
+    let known = judge(
+        &expectations.difference,
+        &found,
+        &expectations_path,
+        &mut problems,
+    );
     println!(
         "compared {} conn baselines of {} traces; {} known differences",
         compared.len(),
         sensor_runs.len(),
-        found.len() - unlisted.len()
+        known
     );
-    if !unlisted.is_empty() {
-        problems.push(format!(
-            "{} differences from Zeek are not listed in {} (a sensor bug, or list them with a real reason):\n{}",
-            unlisted.len(),
-            expectations_path.display(),
-            unlisted.iter().map(|d| d.to_toml()).collect::<Vec<_>>().join("\n")
-        ));
-    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
