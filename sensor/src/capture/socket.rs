@@ -151,6 +151,38 @@ impl TunnelSocket {
         self.socket.as_raw_fd()
     }
 
+    /// The socket's cumulative drop counter now (the value SO_RXQ_OVFL
+    /// stamps on each datagram as it is queued), read with SO_MEMINFO.
+    /// Datagrams dropped after the last one received are only counted this
+    /// way: no later datagram carries their count.
+    pub fn kernel_drops(&self) -> io::Result<u32> {
+        // SO_MEMINFO and the length of its array (SK_MEMINFO_VARS), from
+        // the kernel's asm-generic/socket.h and sock_diag.h (libc has the
+        // offsets, not these two).
+        const SO_MEMINFO: libc::c_int = 55;
+        const SK_MEMINFO_VARS: usize = 9;
+        let mut info = [0u32; SK_MEMINFO_VARS];
+        let mut len = size_of::<[u32; SK_MEMINFO_VARS]>() as libc::socklen_t;
+        // SAFETY: `info` and `len` live across the call; `len` is the size of
+        // `info`, which the kernel never writes past.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        usize::try_from(libc::SK_MEMINFO_DROPS)
+            .ok()
+            .and_then(|i| info.get(i).copied())
+            .ok_or_else(|| io::Error::other("SO_MEMINFO without a drop counter"))
+    }
+
     fn recv(&self, batch: &mut RecvBatch, wait_flag: libc::c_int) -> io::Result<usize> {
         batch.prepare();
         let vlen = libc::c_uint::try_from(batch.headers.len()).unwrap_or(libc::c_uint::MAX);
@@ -503,6 +535,9 @@ mod tests {
             received += n;
         }
         assert!((1..200).contains(&received));
+        // Read directly, the counter already has the drops no received
+        // datagram carried.
+        assert_eq!(s.kernel_drops().unwrap(), (200 - received) as u32);
         // The kernel stamps the count on datagrams queued after the drops.
         tx.send(b"after").unwrap();
         assert_eq!(s.recv_batch(&mut b).unwrap(), 1);

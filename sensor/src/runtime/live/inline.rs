@@ -11,12 +11,12 @@
 //! nothing accepted is lost). Does not: steer (there is one shard).
 
 use super::publish::Publisher;
-use super::receiver::{account_datagram, wall_clock_us};
+use super::receiver::{account_datagram, note_socket_drops, wall_clock_us};
 use super::worker::{IDLE_WAIT, send_records};
 use crate::capture::socket::{RecvBatch, TunnelSocket, wait_any_readable};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
-use crate::metrics::Gauges;
+use crate::metrics::{Counters, Gauges};
 use crate::runtime::{Clock, Frontend, Worker};
 use crossbeam_channel::Sender;
 use nucleus_proto::Record;
@@ -118,6 +118,7 @@ impl InlineLoop {
             // time by the wall clock so flows end on a quiet network.
             ready = wait_any_readable(&fds, IDLE_WAIT).unwrap_or(0);
             if ready == 0 {
+                self.note_drops(&mut kernel_drops_seen, &mut fe.counters);
                 let now_us = match last_packet {
                     Some((ts, at)) => ts.saturating_add(
                         i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX),
@@ -136,9 +137,17 @@ impl InlineLoop {
         }
         let records = worker.finish();
         send_records(&self.records, records, &mut worker.counters);
+        self.note_drops(&mut kernel_drops_seen, &mut fe.counters);
         self.rx_publisher.publish(&fe.counters, Gauges::default());
         self.worker_publisher
             .publish(&worker.counters, Gauges::default());
+    }
+
+    /// Counts each socket's drops not yet carried by a received datagram.
+    fn note_drops(&self, seen: &mut [u32], counters: &mut Counters) {
+        for ((_, socket), seen) in self.sockets.iter().zip(seen.iter_mut()) {
+            note_socket_drops(socket, seen, counters);
+        }
     }
 
     /// Runs one receive batch to completion; returns the latest packet time.

@@ -97,6 +97,7 @@ impl Receiver {
                 if stopping {
                     break;
                 }
+                note_socket_drops(&self.socket, &mut kernel_drops_seen, &mut fe.counters);
                 self.steer.flush(true);
                 if let Some(now) = clock.advance(wall_clock_us()) {
                     fe.tick(now);
@@ -113,6 +114,7 @@ impl Receiver {
         self.steer.flush_blocking();
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
+        note_socket_drops(&self.socket, &mut kernel_drops_seen, &mut fe.counters);
         self.publisher.publish(&fe.counters, Gauges::default());
     }
 
@@ -169,9 +171,7 @@ pub(super) fn account_datagram(
     counters: &mut Counters,
 ) -> (i64, OuterAddrs) {
     if let Some(total) = d.kernel_drops {
-        let delta = total.wrapping_sub(*kernel_drops_seen);
-        *kernel_drops_seen = total;
-        counters.drop_n(Drop::KernelSocketOverflow, u64::from(delta));
+        note_kernel_drops(total, kernel_drops_seen, counters);
     }
     if d.truncated {
         counters.anomaly(Anomaly::DatagramTruncated);
@@ -185,9 +185,50 @@ pub(super) fn account_datagram(
     (d.ts_us.unwrap_or(wall_us), outer)
 }
 
+/// Counts the kernel drops a socket's cumulative counter `total` shows
+/// beyond `seen` (the last value counted), and remembers it. The counter
+/// only moves forward, but a datagram queued earlier carries an older value
+/// than one read from the socket since: such a value is not a step back.
+pub(super) fn note_kernel_drops(total: u32, seen: &mut u32, counters: &mut Counters) {
+    let delta = total.wrapping_sub(*seen);
+    if delta != 0 && delta < 1 << 31 {
+        *seen = total;
+        counters.drop_n(Drop::KernelSocketOverflow, u64::from(delta));
+    }
+}
+
+/// Counts the drops of `socket` not yet carried by a received datagram
+/// (those after the last one), from its counter read directly.
+pub(super) fn note_socket_drops(socket: &TunnelSocket, seen: &mut u32, counters: &mut Counters) {
+    if let Ok(total) = socket.kernel_drops() {
+        note_kernel_drops(total, seen, counters);
+    }
+}
+
 fn unspecified(like: IpAddr) -> IpAddr {
     match like {
         IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
         IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_drop_counts_only_move_forward() {
+        let mut c = Counters::default();
+        let mut seen = 0;
+        note_kernel_drops(5, &mut seen, &mut c);
+        // Read from the socket first, then an older datagram's stamp.
+        note_kernel_drops(9, &mut seen, &mut c);
+        note_kernel_drops(7, &mut seen, &mut c);
+        note_kernel_drops(9, &mut seen, &mut c);
+        assert_eq!(c.drops[Drop::KernelSocketOverflow as usize], 9);
+        // The 32-bit counter wraps.
+        seen = u32::MAX - 1;
+        note_kernel_drops(2, &mut seen, &mut c);
+        assert_eq!(c.drops[Drop::KernelSocketOverflow as usize], 13);
     }
 }
