@@ -149,7 +149,9 @@ fn new(limits: &Limits, l4: L4) -> Box<dyn Dissector> {
     Box::new(Dns {
         limits: *limits,
         l4,
-        pending: VecDeque::new(),
+        // Most flows carry one query at a time: room for one, not the four
+        // a first push would reserve.
+        pending: VecDeque::with_capacity(1),
         tcp: [TcpDir::default(), TcpDir::default()],
     })
 }

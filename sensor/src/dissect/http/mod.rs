@@ -160,7 +160,9 @@ impl Http {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            txs: VecDeque::new(),
+            // Most connections have one transaction in flight at a time:
+            // room for one, not the four a first push would reserve.
+            txs: VecDeque::with_capacity(1),
             next_depth: 1,
             skip_responses: 0,
             sides: [Side::default(), Side::default()],
