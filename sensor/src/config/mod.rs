@@ -237,6 +237,10 @@ pub struct DissectConfig {
     pub probe_bytes: usize,
     /// UDP datagrams probed per flow before it is left undissected.
     pub probe_datagrams: u32,
+    /// Times one TCP flow may change protocol (TLS after STARTTLS, a tunnel
+    /// after HTTP CONNECT) and be identified afresh; past it the flow is
+    /// left undissected.
+    pub max_upgrades: u32,
 }
 
 impl Default for DissectConfig {
@@ -250,6 +254,7 @@ impl Default for DissectConfig {
             max_buffered_bytes: 64 * 1024,
             probe_bytes: 2048,
             probe_datagrams: 4,
+            max_upgrades: 4,
         }
     }
 }

@@ -28,6 +28,7 @@ struct Settings {
     stream: StreamLimits,
     probe_bytes: usize,
     probe_datagrams: u32,
+    max_upgrades: u32,
 }
 
 /// Settings and scratch space shared by the flows of one worker.
@@ -60,6 +61,7 @@ impl AppShared {
                 },
                 probe_bytes: d.probe_bytes,
                 probe_datagrams: d.probe_datagrams,
+                max_upgrades: d.max_upgrades,
             },
             budget: Budget::new(r.max_bytes),
             stats: Stats::default(),
@@ -137,8 +139,12 @@ struct Reader {
     /// Protocols (indexes into `AppShared::protocols`) that rejected the
     /// content.
     excluded: u64,
-    /// The protocol identified, kept after the dissector is done.
+    /// The first protocol identified, kept after the dissector is done and
+    /// across upgrades (the TLS after an SMTP STARTTLS leaves it `smtp`; the
+    /// tls record of the same flow shows the upgrade).
     identified: Option<&'static str>,
+    /// Times the flow was identified afresh after [`Want::Reprobe`].
+    upgrades: u32,
 }
 
 #[derive(Debug)]
@@ -172,6 +178,7 @@ impl AppState {
                 datagrams: 0,
                 excluded: 0,
                 identified: None,
+                upgrades: 0,
             },
         }
     }
@@ -331,7 +338,7 @@ impl Reader {
     }
 
     fn start(&mut self, protocol: &'static Protocol, env: &Env<'_>) {
-        self.identified = Some(protocol.name);
+        self.identified.get_or_insert(protocol.name);
         self.phase = Phase::Active {
             dissector: (protocol.new)(&env.settings.limits, env.l4),
         };
@@ -358,13 +365,7 @@ impl Reader {
                         self.phase = Phase::Done;
                         false
                     }
-                    // A tunnel: what follows is probed like a new stream.
-                    Want::Reprobe => {
-                        self.phase = Phase::Probing;
-                        self.excluded = 0;
-                        self.probe = [Vec::new(), Vec::new()];
-                        true
-                    }
+                    Want::Reprobe => self.upgrade(env, cx),
                 }
             }
             Phase::Probing => match chunk {
@@ -376,6 +377,32 @@ impl Reader {
                 Chunk::Data(b) => self.probe_data(env, cx, dir, b),
             },
         }
+    }
+
+    /// A tunnel or an upgrade: what follows is probed like a new stream,
+    /// starting with the bytes the old dissector hands over (the
+    /// originator's first: a client speaks first after STARTTLS). Past
+    /// `max_upgrades` the flow is left alone, so a stream that keeps
+    /// announcing upgrades cannot make the probes run forever.
+    fn upgrade(&mut self, env: &Env<'_>, cx: &mut Context<'_>) -> bool {
+        let Phase::Active { mut dissector } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return false;
+        };
+        if self.upgrades >= env.settings.max_upgrades {
+            return false;
+        }
+        self.upgrades += 1;
+        self.phase = Phase::Probing;
+        self.excluded = 0;
+        self.probe = [Vec::new(), Vec::new()];
+        for dir in [Direction::Originator, Direction::Responder] {
+            let bytes = dissector.handover(dir);
+            if !bytes.is_empty() && !self.chunk(env, cx, dir, Chunk::Data(&bytes)) {
+                return false;
+            }
+        }
+        true
     }
 
     fn probe_data(
