@@ -19,6 +19,7 @@
 //! `pub static PROTOCOL: Protocol`, plus one line in [`REGISTRY`].
 
 pub mod dns;
+pub mod dtls;
 pub mod http;
 pub mod imap;
 pub mod ldap;
@@ -28,6 +29,7 @@ pub mod quic;
 pub mod smtp;
 pub mod ssh;
 pub mod starttls;
+pub mod stun;
 pub mod tls;
 pub mod xmpp;
 
@@ -42,6 +44,8 @@ pub static REGISTRY: &[&Protocol] = &[
     &tls::PROTOCOL,
     &quic::PROTOCOL,
     &ssh::PROTOCOL,
+    &dtls::PROTOCOL,
+    &stun::PROTOCOL,
     &postgres::PROTOCOL,
     &pop3::PROTOCOL,
     &imap::PROTOCOL,
@@ -92,7 +96,8 @@ pub enum Want {
     /// CONNECT, TLS after STARTTLS): this dissector is dropped and the flow
     /// is identified afresh, each direction from the bytes
     /// [`Dissector::handover`] returns and then the next byte delivered
-    /// (TCP only; UDP treats it as `Done`).
+    /// (UDP: the datagrams handed over, then the next ones, as DTLS after
+    /// STUN).
     Reprobe,
 }
 

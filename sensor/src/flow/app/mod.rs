@@ -219,20 +219,7 @@ impl AppState {
     ) -> Outcome {
         let before = self.reader.service();
         let (env, mut cx, _, _) = sh.split(ts_us, self.ports, self.l4);
-        let r = &mut self.reader;
-        if matches!(r.phase, Phase::Probing) {
-            r.datagrams += 1;
-            if let Some(p) = r.identify(&env, dir, payload) {
-                r.start(p, &env);
-            } else if r.datagrams >= env.settings.probe_datagrams || r.all_excluded(&env) {
-                r.phase = Phase::Done;
-            }
-        }
-        if let Phase::Active { dissector, .. } = &mut r.phase
-            && dissector.data(&mut cx, dir, payload) != Want::More
-        {
-            r.phase = Phase::Done;
-        }
+        self.reader.datagram(&env, &mut cx, dir, payload);
         self.settle(sh, before)
     }
 
@@ -376,6 +363,49 @@ impl Reader {
                 }
                 Chunk::Data(b) => self.probe_data(env, cx, dir, b),
             },
+        }
+    }
+
+    /// One UDP datagram: probed while the protocol is unknown, then given
+    /// to the dissector.
+    fn datagram(&mut self, env: &Env<'_>, cx: &mut Context<'_>, dir: Direction, payload: &[u8]) {
+        if matches!(self.phase, Phase::Probing) {
+            self.datagrams += 1;
+            if let Some(p) = self.identify(env, dir, payload) {
+                self.start(p, env);
+            } else if self.datagrams >= env.settings.probe_datagrams || self.all_excluded(env) {
+                self.phase = Phase::Done;
+            }
+        }
+        if let Phase::Active { dissector, .. } = &mut self.phase {
+            match dissector.data(cx, dir, payload) {
+                Want::More => {}
+                Want::Done => self.phase = Phase::Done,
+                Want::Reprobe => self.upgrade_datagrams(env, cx),
+            }
+        }
+    }
+
+    /// UDP's upgrade (DTLS after STUN on one 5-tuple): the datagrams the
+    /// old dissector hands over are probed afresh, with a new allowance of
+    /// `probe_datagrams`; bounded by `max_upgrades` like TCP's.
+    fn upgrade_datagrams(&mut self, env: &Env<'_>, cx: &mut Context<'_>) {
+        let Phase::Active { mut dissector } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return;
+        };
+        if self.upgrades >= env.settings.max_upgrades {
+            return;
+        }
+        self.upgrades += 1;
+        self.phase = Phase::Probing;
+        self.excluded = 0;
+        self.datagrams = 0;
+        for dir in [Direction::Originator, Direction::Responder] {
+            let bytes = dissector.handover(dir);
+            if !bytes.is_empty() {
+                self.datagram(env, cx, dir, &bytes);
+            }
         }
     }
 
