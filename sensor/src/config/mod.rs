@@ -222,8 +222,9 @@ impl Default for ReassemblyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DissectConfig {
     /// Protocols to identify and dissect (names from the registry: `dns`,
-    /// `http`, `tls`, `quic`, `ssh`); empty turns dissection and TCP
-    /// reassembly off.
+    /// `http`, `tls`, `quic`, `ssh`, `dtls`, `stun`, and the STARTTLS
+    /// followers `postgres`, `pop3`, `imap`, `smtp`, `ldap`, `xmpp`); empty
+    /// turns dissection and TCP reassembly off.
     pub protocols: Vec<String>,
     /// Transactions waiting for their other half in one flow (queries
     /// without responses, pipelined requests); beyond it the oldest is

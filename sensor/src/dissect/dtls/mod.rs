@@ -15,9 +15,10 @@
 //! Roles come from the hellos, not from who sent first: the side that
 //! sends a ClientHello is the client (a WebRTC peer that answered STUN
 //! first may be the DTLS client). The record is filled from the
-//! ClientHello (after a HelloVerifyRequest the client's retry with the
-//! cookie replaces the first; after a HelloRetryRequest the first hello's
-//! fingerprints are kept, as for TLS), the ServerHello, the server's
+//! ClientHello (after a HelloVerifyRequest or a HelloRetryRequest, DTLS
+//! 1.3's cookie exchange, the client's retry replaces the first: it is the
+//! hello the connection is made with; later ones are retransmissions), the
+//! ServerHello (the final one; a HelloRetryRequest is noted), the server's
 //! Certificate (DTLS 1.0/1.2; encrypted in 1.3) and plaintext alerts.
 //!
 //! Output: the record is emitted once both sides send encrypted records
@@ -120,7 +121,9 @@ struct Dtls {
     rec: TlsRecord,
     ts_us: Option<i64>,
     client_hello: bool,
-    hello_verify: bool,
+    /// The server asked for a new ClientHello (HelloVerifyRequest, or a
+    /// HelloRetryRequest: DTLS 1.3's cookie exchange) and it has not come.
+    retry_asked: bool,
     server_hello: bool,
     emitted: bool,
 }
@@ -134,7 +137,7 @@ impl Dtls {
             rec: TlsRecord::default(),
             ts_us: None,
             client_hello: false,
-            hello_verify: false,
+            retry_asked: false,
             server_hello: false,
             emitted: false,
         }
@@ -204,7 +207,7 @@ impl Dtls {
                 Some(ch) => self.client_hello(cx, &ch),
                 None => cx.anomaly("malformed_client_hello"),
             },
-            (false, HS_HELLO_VERIFY_REQUEST) => self.hello_verify = true,
+            (false, HS_HELLO_VERIFY_REQUEST) => self.retry_asked = true,
             (false, HS_SERVER_HELLO) => match hello::parse_server_hello_dtls(&m.body) {
                 Some(sh) => self.server_hello(cx, &sh),
                 None => cx.anomaly("malformed_server_hello"),
@@ -223,11 +226,11 @@ impl Dtls {
     }
 
     fn client_hello(&mut self, cx: &mut Context<'_>, ch: &hello::ClientHello) {
-        if self.client_hello && (self.server_hello || !self.hello_verify) {
-            // After a HelloRetryRequest the first hello is kept; without a
-            // HelloVerifyRequest a second one is a retransmission.
+        if self.client_hello && !self.retry_asked {
+            // A retransmission, or a hello after the final ServerHello.
             return;
         }
+        self.retry_asked = false;
         self.client_hello = true;
         self.ts_us.get_or_insert(cx.ts_us);
         let r = &mut self.rec;
@@ -245,6 +248,7 @@ impl Dtls {
 
     fn server_hello(&mut self, cx: &mut Context<'_>, sh: &hello::ServerHello) {
         self.server_hello = true;
+        self.retry_asked = sh.hello_retry_request;
         self.ts_us.get_or_insert(cx.ts_us);
         let r = &mut self.rec;
         r.hello_retry_request |= sh.hello_retry_request;

@@ -165,6 +165,32 @@ fn dtls13_unified_header_records_count_as_encrypted() {
 }
 
 #[test]
+fn after_a_hello_retry_request_the_retried_hello_is_reported() {
+    let hrr = server_hello_body(
+        0xfefd,
+        hello::HRR_RANDOM,
+        &[],
+        0x1301,
+        &[ext(0x002b, &[0xfe, 0xfc]), ext(0x002c, &[0, 2, 1, 2])],
+    );
+    let sh = server_hello_body(0xfefd, [9; 32], &[], 0x1301, &[ext(0x002b, &[0xfe, 0xfc])]);
+    let (recs, _) = run(
+        Limits::default(),
+        &[
+            (C, record(22, 0, &message(1, 0, &dtls_client_hello(&[], "first")))),
+            (S, record(22, 0, &message(2, 0, &hrr))),
+            (C, record(22, 0, &message(1, 1, &dtls_client_hello(&[], "retry")))),
+            (S, record(22, 0, &message(2, 1, &sh))),
+            // Retransmitted with a new message_seq: not a new hello.
+            (C, record(22, 0, &message(1, 2, &dtls_client_hello(&[], "late")))),
+        ],
+    );
+    assert_eq!(recs[0].sni.as_deref(), Some("retry"));
+    assert!(recs[0].hello_retry_request);
+    assert_eq!(recs[0].ja3s_string.as_deref(), Some("65277,4865,43"));
+}
+
+#[test]
 fn hostile_records_and_fragments_are_counted_and_bounded() {
     let limits = Limits {
         max_pending_transactions: 2,
