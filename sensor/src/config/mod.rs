@@ -223,7 +223,7 @@ impl Default for ReassemblyConfig {
 pub struct DissectConfig {
     /// Protocols to identify and dissect (names from the registry: `dns`,
     /// `http`, `tls`, `quic`, `ssh`, `dtls`, `stun`, and the STARTTLS
-    /// followers `postgres`, `pop3`, `imap`, `smtp`, `ldap`, `xmpp`); empty
+    /// followers `postgres`, `pop3`, `imap`, `smtp`, `ldap`, `xmpp`, `irc`); empty
     /// turns dissection and TCP reassembly off.
     pub protocols: Vec<String>,
     /// Transactions waiting for their other half in one flow (queries

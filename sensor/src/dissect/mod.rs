@@ -22,6 +22,7 @@ pub mod dns;
 pub mod dtls;
 pub mod http;
 pub mod imap;
+pub mod irc;
 pub mod ldap;
 pub mod pop3;
 pub mod postgres;
@@ -52,6 +53,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &smtp::PROTOCOL,
     &ldap::PROTOCOL,
     &xmpp::PROTOCOL,
+    &irc::PROTOCOL,
 ];
 
 /// The transports a protocol runs over.

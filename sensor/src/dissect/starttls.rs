@@ -1,5 +1,5 @@
-//! What the STARTTLS followers (SMTP, IMAP, POP3, XMPP, LDAP, PostgreSQL)
-//! share: a dissector, [`Follower`], that reads a plaintext protocol only
+//! What the STARTTLS followers (SMTP, IMAP, POP3, XMPP, LDAP, PostgreSQL,
+//! IRC) share: a dissector, [`Follower`], that reads a plaintext protocol only
 //! as far as needed to see an upgrade to TLS accepted, then answers
 //! [`Want::Reprobe`] so the flow stage identifies the rest afresh (and the
 //! TLS dissector reads it); and the line helpers of the text protocols.

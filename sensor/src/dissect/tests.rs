@@ -28,6 +28,11 @@ fn call() -> impl Strategy<Value = Call> {
             b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037".to_vec(),
             b"\x30\x0c\x02\x01\x01\x78\x07\x0a\x01\x00\x04\x00\x04\x00".to_vec(),
             b"\x00\x00\x00\x08\x04\xd2\x16\x2fS".to_vec(),
+            b"STARTTLS\r\n:s 670 joe :go\r\n".to_vec(),
+            // DTLS: a ClientHello record header and fragment header, and a
+            // STUN binding request.
+            b"\x16\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x18\x01\x00\x00\x30\x00\x00\x00\x00\x00\x00\x0c\xfe\xfd".to_vec(),
+            b"\x00\x01\x00\x00\x21\x12\xa4\x42\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c".to_vec(),
         ])).prop_map(|(o, b)| Call::Data(o, b)),
         1 => (any::<bool>(), 0u64..100_000).prop_map(|(o, n)| Call::Gap(o, n)),
     ]
