@@ -101,11 +101,28 @@ fn hello_verify_then_cookie_hello_then_server_flight() {
     let (recs, anomalies) = run(
         Limits::default(),
         &[
-            (C, record(22, 0, &message(1, 0, &dtls_client_hello(&[], "first.test")))),
+            (
+                C,
+                record(22, 0, &message(1, 0, &dtls_client_hello(&[], "first.test"))),
+            ),
             (S, record(22, 0, &message(3, 0, &hvr))),
-            (C, record(22, 0, &message(1, 1, &dtls_client_hello(&[0xaa, 0xbb], "retry.test")))),
+            (
+                C,
+                record(
+                    22,
+                    0,
+                    &message(1, 1, &dtls_client_hello(&[0xaa, 0xbb], "retry.test")),
+                ),
+            ),
             // A retransmission of the retry is ignored.
-            (C, record(22, 0, &message(1, 1, &dtls_client_hello(&[1], "again.test")))),
+            (
+                C,
+                record(
+                    22,
+                    0,
+                    &message(1, 1, &dtls_client_hello(&[1], "again.test")),
+                ),
+            ),
             (
                 S,
                 [
@@ -122,11 +139,22 @@ fn hello_verify_then_cookie_hello_then_server_flight() {
     let r = &recs[0];
     assert_eq!(r.sni.as_deref(), Some("retry.test"));
     assert_eq!(r.version.as_deref(), Some("DTLSv12"));
-    assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
+    assert_eq!(
+        r.cipher.as_deref(),
+        Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+    );
     assert!(r.established);
     // JA3 and JA4 of a DTLS hello: the legacy version (65277); JA4 starts with the transport `d` and the version `d2`.
-    assert!(r.ja3_string.as_deref().is_some_and(|s| s.starts_with("65277,49195-49199,0,")));
-    assert!(r.ja4.as_deref().is_some_and(|s| s.starts_with("dd2d0201")), "{:?}", r.ja4);
+    assert!(
+        r.ja3_string
+            .as_deref()
+            .is_some_and(|s| s.starts_with("65277,49195-49199,0,"))
+    );
+    assert!(
+        r.ja4.as_deref().is_some_and(|s| s.starts_with("dd2d0201")),
+        "{:?}",
+        r.ja4
+    );
     assert_eq!(r.ja3s_string.as_deref(), Some("65277,49199,65281"));
 }
 
@@ -155,8 +183,18 @@ fn dtls13_unified_header_records_count_as_encrypted() {
     let (recs, _) = run(
         Limits::default(),
         &[
-            (C, record(22, 0, &message(1, 0, &dtls_client_hello(&[], "x")))),
-            (S, [record(22, 0, &message(2, 0, &sh)), vec![0x2c, 0x00, 0x05, 1, 2, 3, 4, 5]].concat()),
+            (
+                C,
+                record(22, 0, &message(1, 0, &dtls_client_hello(&[], "x"))),
+            ),
+            (
+                S,
+                [
+                    record(22, 0, &message(2, 0, &sh)),
+                    vec![0x2c, 0x00, 0x05, 1, 2, 3, 4, 5],
+                ]
+                .concat(),
+            ),
             (C, vec![0x2c, 0x00, 0x02, 1, 2]),
         ],
     );
@@ -177,12 +215,21 @@ fn after_a_hello_retry_request_the_retried_hello_is_reported() {
     let (recs, _) = run(
         Limits::default(),
         &[
-            (C, record(22, 0, &message(1, 0, &dtls_client_hello(&[], "first")))),
+            (
+                C,
+                record(22, 0, &message(1, 0, &dtls_client_hello(&[], "first"))),
+            ),
             (S, record(22, 0, &message(2, 0, &hrr))),
-            (C, record(22, 0, &message(1, 1, &dtls_client_hello(&[], "retry")))),
+            (
+                C,
+                record(22, 0, &message(1, 1, &dtls_client_hello(&[], "retry"))),
+            ),
             (S, record(22, 0, &message(2, 1, &sh))),
             // Retransmitted with a new message_seq: not a new hello.
-            (C, record(22, 0, &message(1, 2, &dtls_client_hello(&[], "late")))),
+            (
+                C,
+                record(22, 0, &message(1, 2, &dtls_client_hello(&[], "late"))),
+            ),
         ],
     );
     assert_eq!(recs[0].sni.as_deref(), Some("retry"));

@@ -16,7 +16,10 @@ fn probe_of(dir: Direction, data: &[u8]) -> Probe {
 
 #[test]
 fn the_probe_wants_an_untagged_ok_greeting_from_the_server() {
-    assert_eq!(probe_of(R, b"* OK [CAPABILITY IMAP4rev1] ready\r\n"), Probe::Match);
+    assert_eq!(
+        probe_of(R, b"* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        Probe::Match
+    );
     assert_eq!(probe_of(R, b"* O"), Probe::NeedMore);
     assert_eq!(probe_of(R, b"+OK POP3 ready\r\n"), Probe::NoMatch);
     assert_eq!(probe_of(R, b"HTTP/1.1 200 OK\r\n"), Probe::NoMatch);
@@ -62,7 +65,11 @@ fn a_refusal_or_a_plaintext_login_ends_quietly() {
     let mut d = Follower::new(Imap::default(), limits());
     let r = feed(
         &mut d,
-        &[(R, GREETING), (O, b"t STARTTLS\r\n"), (R, b"t BAD not now\r\n")],
+        &[
+            (R, GREETING),
+            (O, b"t STARTTLS\r\n"),
+            (R, b"t BAD not now\r\n"),
+        ],
     );
     assert_eq!(r.want, Want::Done);
     assert!(r.anomalies.is_empty());

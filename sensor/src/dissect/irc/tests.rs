@@ -23,7 +23,10 @@ fn the_probe_wants_a_client_registration_or_starttls() {
     assert_eq!(p(O, b"GET / HTTP/1.1\r\n"), Probe::NoMatch);
     assert_eq!(p(R, b"NICK joe\r\n"), Probe::NoMatch);
     assert_eq!(
-        p(R, b":irc.example NOTICE * :*** Looking up your hostname\r\n"),
+        p(
+            R,
+            b":irc.example NOTICE * :*** Looking up your hostname\r\n"
+        ),
         Probe::Match
     );
     assert_eq!(p(R, b":irc.example 020 * :Please wait\r\n"), Probe::Match);
@@ -40,7 +43,10 @@ fn a_670_hands_over_the_rest() {
         &mut d,
         &[
             (O, b"STARTTLS\r\n"),
-            (R, b":irc.example NOTICE * :*** Looking up your hostname\r\n"),
+            (
+                R,
+                b":irc.example NOTICE * :*** Looking up your hostname\r\n",
+            ),
             (R, b":irc.example 670  :STARTTLS successful, go ahead\r\n"),
         ],
     );
@@ -57,12 +63,18 @@ fn a_670_hands_over_the_rest() {
 #[test]
 fn a_failure_or_a_registered_session_ends_quietly() {
     let mut d = Follower::new(Irc::default(), limits());
-    let r = feed(&mut d, &[(O, b"STARTTLS\r\n"), (R, b":s 691 joe :failed\r\n")]);
+    let r = feed(
+        &mut d,
+        &[(O, b"STARTTLS\r\n"), (R, b":s 691 joe :failed\r\n")],
+    );
     assert_eq!((r.want, r.anomalies.len()), (Want::Done, 0));
     let mut d = Follower::new(Irc::default(), limits());
     let r = feed(
         &mut d,
-        &[(O, b"NICK joe\r\nUSER joe 0 * :J\r\n"), (R, b":s 001 joe :Welcome\r\n")],
+        &[
+            (O, b"NICK joe\r\nUSER joe 0 * :J\r\n"),
+            (R, b":s 001 joe :Welcome\r\n"),
+        ],
     );
     assert_eq!(r.want, Want::Done);
     // A 670 nobody asked for is not an upgrade.

@@ -9,7 +9,9 @@ const R: Direction = Direction::Responder;
 const REQUEST: &[u8] = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037";
 
 fn response(id: u8, code: u8) -> Vec<u8> {
-    vec![0x30, 0x0c, 0x02, 0x01, id, 0x78, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04, 0x00]
+    vec![
+        0x30, 0x0c, 0x02, 0x01, id, 0x78, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04, 0x00,
+    ]
 }
 
 fn ldap() -> Follower<Ldap> {
@@ -35,7 +37,13 @@ fn the_probe_wants_a_start_tls_request_first() {
     assert_eq!(p(O, REQUEST), Probe::Match);
     assert_eq!(p(O, &REQUEST[..10]), Probe::NeedMore);
     // A bind request is LDAP, but not one the sensor follows.
-    assert_eq!(p(O, b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00"), Probe::NoMatch);
+    assert_eq!(
+        p(
+            O,
+            b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00"
+        ),
+        Probe::NoMatch
+    );
     let mut other_oid = REQUEST.to_vec();
     other_oid[30] = b'8';
     assert_eq!(p(O, &other_oid), Probe::NoMatch);
@@ -58,7 +66,10 @@ fn a_success_response_hands_over_the_rest() {
 #[test]
 fn an_error_result_ends_quietly_and_another_id_is_not_the_answer() {
     let mut d = ldap();
-    let r = feed(&mut d, &[(O, REQUEST), (R, &response(7, 0)), (R, &response(1, 2))]);
+    let r = feed(
+        &mut d,
+        &[(O, REQUEST), (R, &response(7, 0)), (R, &response(1, 2))],
+    );
     assert_eq!((r.want, r.anomalies.len()), (Want::Done, 0));
 }
 

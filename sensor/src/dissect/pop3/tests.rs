@@ -71,7 +71,10 @@ fn pipelined_split_commands_are_answered_in_order() {
 #[test]
 fn a_refusal_or_a_plaintext_login_ends_quietly() {
     let mut d = pop3();
-    let r = feed(&mut d, &[(R, GREETING), (O, b"STLS\r\n"), (R, b"-ERR no\r\n")]);
+    let r = feed(
+        &mut d,
+        &[(R, GREETING), (O, b"STLS\r\n"), (R, b"-ERR no\r\n")],
+    );
     assert_eq!(r.want, Want::Done);
     assert!(r.anomalies.is_empty());
     let mut d = pop3();

@@ -20,11 +20,17 @@ fn the_probe_wants_an_smtp_greeting_or_an_ehlo() {
         probe_of(R, b"220 mx.google.com ESMTP hf10 - gsmtp\r\n"),
         Probe::Match
     );
-    assert_eq!(probe_of(R, b"220-mail.example.org Smtp ready"), Probe::Match);
+    assert_eq!(
+        probe_of(R, b"220-mail.example.org Smtp ready"),
+        Probe::Match
+    );
     assert_eq!(probe_of(R, b"220 mail.exa"), Probe::NeedMore);
     assert_eq!(probe_of(R, b"22"), Probe::NeedMore);
     // An FTP greeting has the same code but no SMTP.
-    assert_eq!(probe_of(R, b"220 ProFTPD Server ready.\r\n"), Probe::NoMatch);
+    assert_eq!(
+        probe_of(R, b"220 ProFTPD Server ready.\r\n"),
+        Probe::NoMatch
+    );
     assert_eq!(probe_of(R, b"HTTP/1.1 200 OK\r\n"), Probe::NoMatch);
     assert_eq!(probe_of(R, b"SSH-2.0-OpenSSH\r\n"), Probe::NoMatch);
     assert_eq!(probe_of(R, b"\x16\x03\x01\x00\x05"), Probe::NoMatch);
@@ -106,7 +112,12 @@ fn a_refused_starttls_or_a_mail_transaction_ends_quietly() {
     let mut d = Follower::new(Smtp::default(), limits());
     let r = feed(
         &mut d,
-        &[(R, GREETING), (O, b"HELO me\r\n"), (R, b"250 hi\r\n"), (O, b"MAIL FROM:<a@b>\r\n")],
+        &[
+            (R, GREETING),
+            (O, b"HELO me\r\n"),
+            (R, b"250 hi\r\n"),
+            (O, b"MAIL FROM:<a@b>\r\n"),
+        ],
     );
     assert_eq!(r.want, Want::Done);
     assert!(r.anomalies.is_empty());

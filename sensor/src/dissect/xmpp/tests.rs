@@ -26,7 +26,10 @@ fn the_probe_wants_a_stream_header() {
     );
     assert_eq!(probe_of(O, b"<?xml version='1.0'?>"), Probe::NeedMore);
     assert_eq!(probe_of(O, b"<stream:str"), Probe::NeedMore);
-    assert_eq!(probe_of(O, b"<?xml version='1.0'?><soap:Envelope>"), Probe::NoMatch);
+    assert_eq!(
+        probe_of(O, b"<?xml version='1.0'?><soap:Envelope>"),
+        Probe::NoMatch
+    );
     assert_eq!(probe_of(O, b"<html>"), Probe::NoMatch);
     assert_eq!(probe_of(O, b"GET / HTTP/1.1\r\n"), Probe::NoMatch);
 }
@@ -44,7 +47,10 @@ fn proceed_hands_over_the_rest() {
             (O, OPEN),
             (R, SERVER_OPEN),
             (O, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
-            (R, b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x01"),
+            (
+                R,
+                b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x01",
+            ),
         ],
     );
     assert_eq!(r.want, Want::Reprobe);
@@ -59,8 +65,14 @@ fn open_and_close_tags_split_across_segments() {
         &[
             (O, OPEN),
             (R, SERVER_OPEN),
-            (O, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>"),
-            (R, b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceed>"),
+            (
+                O,
+                b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>",
+            ),
+            (
+                R,
+                b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceed>",
+            ),
         ],
     );
     assert_eq!(r.want, Want::Reprobe, "{d:?}");
@@ -75,7 +87,10 @@ fn failure_or_plaintext_auth_ends_quietly() {
     );
     assert_eq!((r.want, r.anomalies.len()), (Want::Done, 0));
     let mut d = Follower::new(Xmpp::default(), limits());
-    let r = feed(&mut d, &[(O, OPEN), (O, b"<auth mechanism='PLAIN'>AGEAYg==</auth>")]);
+    let r = feed(
+        &mut d,
+        &[(O, OPEN), (O, b"<auth mechanism='PLAIN'>AGEAYg==</auth>")],
+    );
     assert_eq!(r.want, Want::Done);
 }
 
