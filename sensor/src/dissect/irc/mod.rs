@@ -31,9 +31,10 @@ pub static PROTOCOL: Protocol = Protocol {
     new,
 };
 
-/// What an IRC client opens a connection with (registration, capability
-/// negotiation, or the upgrade itself).
-const CLIENT_OPENINGS: [&[u8]; 5] = [b"CAP LS", b"NICK ", b"USER ", b"PASS ", b"STARTTLS\r\n"];
+/// What an IRC client opens a connection with (capability negotiation,
+/// registration, or the upgrade itself). `USER` and `PASS` are left out:
+/// FTP and POP3 clients send them too.
+const CLIENT_OPENINGS: [&[u8]; 3] = [b"CAP LS", b"NICK ", b"STARTTLS\r\n"];
 
 /// Longest server prefix (`:name`) the probe looks through.
 const MAX_PREFIX: usize = 64;

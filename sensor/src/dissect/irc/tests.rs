@@ -20,6 +20,9 @@ fn the_probe_wants_a_client_registration_or_starttls() {
     assert_eq!(p(O, b"CAP L"), Probe::NeedMore);
     assert_eq!(p(O, b"STARTTLS now"), Probe::NoMatch);
     assert_eq!(p(O, b"EHLO me\r\n"), Probe::NoMatch);
+    // FTP's and POP3's login commands are not taken for IRC.
+    assert_eq!(p(O, b"USER anonymous\r\n"), Probe::NoMatch);
+    assert_eq!(p(O, b"PASS secret\r\n"), Probe::NoMatch);
     assert_eq!(p(O, b"GET / HTTP/1.1\r\n"), Probe::NoMatch);
     assert_eq!(p(R, b"NICK joe\r\n"), Probe::NoMatch);
     assert_eq!(
