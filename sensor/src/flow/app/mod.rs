@@ -386,55 +386,6 @@ impl Reader {
         }
     }
 
-    /// UDP's upgrade (DTLS after STUN on one 5-tuple): the datagrams the
-    /// old dissector hands over are probed afresh, with a new allowance of
-    /// `probe_datagrams`; bounded by `max_upgrades` like TCP's.
-    fn upgrade_datagrams(&mut self, env: &Env<'_>, cx: &mut Context<'_>) {
-        let Phase::Active { mut dissector } = std::mem::replace(&mut self.phase, Phase::Done)
-        else {
-            return;
-        };
-        if self.upgrades >= env.settings.max_upgrades {
-            return;
-        }
-        self.upgrades += 1;
-        self.phase = Phase::Probing;
-        self.excluded = 0;
-        self.datagrams = 0;
-        for dir in [Direction::Originator, Direction::Responder] {
-            let bytes = dissector.handover(dir);
-            if !bytes.is_empty() {
-                self.datagram(env, cx, dir, &bytes);
-            }
-        }
-    }
-
-    /// A tunnel or an upgrade: what follows is probed like a new stream,
-    /// starting with the bytes the old dissector hands over (the
-    /// originator's first: a client speaks first after STARTTLS). Past
-    /// `max_upgrades` the flow is left alone, so a stream that keeps
-    /// announcing upgrades cannot make the probes run forever.
-    fn upgrade(&mut self, env: &Env<'_>, cx: &mut Context<'_>) -> bool {
-        let Phase::Active { mut dissector } = std::mem::replace(&mut self.phase, Phase::Done)
-        else {
-            return false;
-        };
-        if self.upgrades >= env.settings.max_upgrades {
-            return false;
-        }
-        self.upgrades += 1;
-        self.phase = Phase::Probing;
-        self.excluded = 0;
-        self.probe = [Vec::new(), Vec::new()];
-        for dir in [Direction::Originator, Direction::Responder] {
-            let bytes = dissector.handover(dir);
-            if !bytes.is_empty() && !self.chunk(env, cx, dir, Chunk::Data(&bytes)) {
-                return false;
-            }
-        }
-        true
-    }
-
     fn probe_data(
         &mut self,
         env: &Env<'_>,
@@ -505,3 +456,4 @@ impl Reader {
 
 #[cfg(test)]
 mod tests;
+mod upgrade;

@@ -389,3 +389,41 @@ fn upgrades_past_the_cap_leave_the_flow_alone() {
     );
     assert_eq!(app.reader.upgrades, 3);
 }
+
+#[test]
+fn dtls_after_stun_connectivity_checks_is_identified_from_its_first_datagram() {
+    use crate::dissect::tls::testutil::{client_hello_body, ext, sni_data};
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &DissectConfig::default());
+    let mut app = AppState::new(L4::Udp, (51462, 43044));
+    let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    binding.extend_from_slice(&[7; 12]);
+    assert_eq!(
+        app.udp_datagram(&mut sh, O, &binding, 1),
+        Outcome::Identified("stun")
+    );
+    // More checks than `probe_datagrams` allows: the follower keeps them.
+    for ts in 2..10 {
+        assert_eq!(
+            app.udp_datagram(&mut sh, R, &binding, ts),
+            Outcome::Continue
+        );
+    }
+    // The DTLS client is the responder here: a ClientHello with an empty
+    // cookie, in one fragment.
+    let tls = client_hello_body(0xfefd, &[], &[0xc02b], &[ext(0, &sni_data("peer.test"))]);
+    let mut body = tls[..35].to_vec();
+    body.push(0);
+    body.extend_from_slice(&tls[35..]);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&[0, 0, 0, 0, 0]);
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut record = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    assert_eq!(app.udp_datagram(&mut sh, R, &record, 10), Outcome::Continue);
+    app.close(&mut sh, 11);
+    assert_eq!(tls_snis(&sh), ["peer.test"]);
+    assert_eq!(app.service(), Some("stun"));
+}
