@@ -1,7 +1,7 @@
 //! Users rely on the sensor's `tls` records agreeing with the tools they
-//! know: JA3 and JA3S equal tshark's on every TLS capture of the corpus
-//! (where tshark finds the hello), JA4 equals what the suricata-verify tests
-//! expect (`tls.ja4`), and version, SNI, cipher, selected ALPN, resumption
+//! know: JA3 and JA3S equal tshark's on every TLS and DTLS capture of the
+//! corpus (where tshark finds the hello), JA4 equals what the
+//! suricata-verify tests expect (`tls.ja4`), and version, SNI, cipher, selected ALPN, resumption
 //! and the certificate chain (subject, issuer, SANs, serial, validity, key)
 //! equal Zeek's `ssl.log` and `x509.log` baselines for the traces under
 //! `tls/`, unless the difference is listed with its reason in
@@ -150,8 +150,8 @@ fn str_field(r: &Value, k: &str) -> Option<String> {
     r.get(k).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The JA3 and JA3S hashes tshark computes for the TLS-over-TCP hellos of
-/// a capture.
+/// The JA3 and JA3S hashes tshark computes for the TLS-over-TCP and the
+/// DTLS hellos of a capture.
 fn tshark_hashes(pcap: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
     let out = Command::new(require_tshark())
         .arg("-n")
@@ -160,18 +160,28 @@ fn tshark_hashes(pcap: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
         .args(SENSOR_DECODE_AS.iter().flat_map(|rule| ["-d", rule]))
         .args([
             "-Y",
-            "tcp && (tls.handshake.type == 1 || tls.handshake.type == 2)",
+            "(tcp && (tls.handshake.type == 1 || tls.handshake.type == 2)) \
+             || (udp && (dtls.handshake.type == 1 || dtls.handshake.type == 2))",
         ])
         .args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a"])
         .args(["-E", "aggregator=,"])
         .args(["-e", "tls.handshake.ja3", "-e", "tls.handshake.ja3s"])
+        .args(["-e", "dtls.handshake.ja3", "-e", "dtls.handshake.ja3s"])
         .output()
         .expect("tshark runs");
     let mut ja3 = BTreeSet::new();
     let mut ja3s = BTreeSet::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let mut cols = line.split('\t');
-        for (set, col) in [(&mut ja3, cols.next()), (&mut ja3s, cols.next())] {
+        let (tls_ja3, tls_ja3s) = (cols.next(), cols.next());
+        let (dtls_ja3, dtls_ja3s) = (cols.next(), cols.next());
+        for (is_ja3s, col) in [
+            (false, tls_ja3),
+            (true, tls_ja3s),
+            (false, dtls_ja3),
+            (true, dtls_ja3s),
+        ] {
+            let set = if is_ja3s { &mut ja3s } else { &mut ja3 };
             for v in col.unwrap_or("").split(',').filter(|v| !v.is_empty()) {
                 set.insert(v.to_owned());
             }

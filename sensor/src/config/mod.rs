@@ -222,8 +222,9 @@ impl Default for ReassemblyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DissectConfig {
     /// Protocols to identify and dissect (names from the registry: `dns`,
-    /// `http`, `tls`, `quic`, `ssh`); empty turns dissection and TCP
-    /// reassembly off.
+    /// `http`, `tls`, `quic`, `ssh`, `dtls`, `stun`, and the STARTTLS
+    /// followers `postgres`, `pop3`, `imap`, `smtp`, `ldap`, `xmpp`, `irc`); empty
+    /// turns dissection and TCP reassembly off.
     pub protocols: Vec<String>,
     /// Transactions waiting for their other half in one flow (queries
     /// without responses, pipelined requests); beyond it the oldest is
@@ -237,6 +238,10 @@ pub struct DissectConfig {
     pub probe_bytes: usize,
     /// UDP datagrams probed per flow before it is left undissected.
     pub probe_datagrams: u32,
+    /// Times one TCP flow may change protocol (TLS after STARTTLS, a tunnel
+    /// after HTTP CONNECT) and be identified afresh; past it the flow is
+    /// left undissected.
+    pub max_upgrades: u32,
 }
 
 impl Default for DissectConfig {
@@ -250,6 +255,7 @@ impl Default for DissectConfig {
             max_buffered_bytes: 64 * 1024,
             probe_bytes: 2048,
             probe_datagrams: 4,
+            max_upgrades: 4,
         }
     }
 }

@@ -219,6 +219,7 @@ impl SensorConfig {
             1,
             64,
         )?;
+        range("dissect", "max_upgrades", u64::from(a.max_upgrades), 0, 16)?;
 
         let t = &self.pipeline.flows;
         at_least("flows", "max_flows", as_u64(t.max_flows), 1)?;

@@ -19,21 +19,41 @@
 //! `pub static PROTOCOL: Protocol`, plus one line in [`REGISTRY`].
 
 pub mod dns;
+pub mod dtls;
 pub mod http;
+pub mod imap;
+pub mod irc;
+pub mod ldap;
+pub mod pop3;
+pub mod postgres;
 pub mod quic;
+pub mod smtp;
 pub mod ssh;
+pub mod starttls;
+pub mod stun;
 pub mod tls;
+pub mod xmpp;
 
 use crate::packet::Direction;
 
 /// Every protocol the sensor dissects, in probing order (after the
-/// port-hinted ones).
+/// port-hinted ones): the common ones first, then the STARTTLS followers
+/// (cheapest probes first).
 pub static REGISTRY: &[&Protocol] = &[
     &dns::PROTOCOL,
     &http::PROTOCOL,
     &tls::PROTOCOL,
     &quic::PROTOCOL,
     &ssh::PROTOCOL,
+    &dtls::PROTOCOL,
+    &stun::PROTOCOL,
+    &postgres::PROTOCOL,
+    &pop3::PROTOCOL,
+    &imap::PROTOCOL,
+    &smtp::PROTOCOL,
+    &ldap::PROTOCOL,
+    &xmpp::PROTOCOL,
+    &irc::PROTOCOL,
 ];
 
 /// The transports a protocol runs over.
@@ -74,9 +94,12 @@ pub enum Want {
     /// rest is opaque, such as a WebSocket after an upgrade): reassembly
     /// stops and the flow costs only its accounting from here on.
     Done,
-    /// The rest of the stream is another protocol, from the next byte on
-    /// (a tunnel after an HTTP CONNECT): this dissector is dropped and the
-    /// flow is identified afresh (TCP only; UDP treats it as `Done`).
+    /// The rest of the stream is another protocol (a tunnel after an HTTP
+    /// CONNECT, TLS after STARTTLS): this dissector is dropped and the flow
+    /// is identified afresh, each direction from the bytes
+    /// [`Dissector::handover`] returns and then the next byte delivered
+    /// (UDP: the datagrams handed over, then the next ones, as DTLS after
+    /// STUN).
     Reprobe,
 }
 
@@ -202,6 +225,17 @@ pub trait Dissector: Send + std::fmt::Debug {
     /// still pending (a query with no response, a request with no
     /// response).
     fn close(&mut self, cx: &mut Context<'_>);
+
+    /// Asked once per direction right after this dissector answered
+    /// [`Want::Reprobe`]: the bytes of `dir` it was given but that belong to
+    /// the protocol that follows (the rest of the chunk after a STARTTLS
+    /// reply; what the client sent after its command while the reply was
+    /// awaited). They are probed before anything delivered later. Default:
+    /// none (the next protocol starts at the next byte delivered).
+    fn handover(&mut self, dir: Direction) -> Vec<u8> {
+        let _ = dir;
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

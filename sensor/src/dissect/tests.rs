@@ -21,6 +21,18 @@ fn call() -> impl Strategy<Value = Call> {
             b"\x00\x1d\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x01a\x00\x00\x01\x00\x01".to_vec(),
             b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x01\x02\x03\x04".to_vec(),
             b"\xc0\x0c\xc0\x0c\xc0\x0c".to_vec(),
+            b"220 mx ESMTP\r\n250-a\r\n250 b\r\n220 go\r\n".to_vec(),
+            b"EHLO a\r\nSTARTTLS\r\n. STARTTLS\r\nSTLS\r\n".to_vec(),
+            b"* OK hi\r\n. OK go\r\n+OK\r\n".to_vec(),
+            b"<stream:stream><starttls xmlns='x'/><proceed/>".to_vec(),
+            b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037".to_vec(),
+            b"\x30\x0c\x02\x01\x01\x78\x07\x0a\x01\x00\x04\x00\x04\x00".to_vec(),
+            b"\x00\x00\x00\x08\x04\xd2\x16\x2fS".to_vec(),
+            b"STARTTLS\r\n:s 670 joe :go\r\n".to_vec(),
+            // DTLS: a ClientHello record header and fragment header, and a
+            // STUN binding request.
+            b"\x16\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x18\x01\x00\x00\x30\x00\x00\x00\x00\x00\x00\x0c\xfe\xfd".to_vec(),
+            b"\x00\x01\x00\x00\x21\x12\xa4\x42\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c".to_vec(),
         ])).prop_map(|(o, b)| Call::Data(o, b)),
         1 => (any::<bool>(), 0u64..100_000).prop_map(|(o, n)| Call::Gap(o, n)),
     ]

@@ -26,6 +26,11 @@
 //! ServerKeyExchange or ServerHelloDone between them (an abbreviated
 //! handshake, as with a session ticket).
 //!
+//! A ClientHello repeated before any ServerHello (a client that retried on
+//! the same connection) closes the record of the first as it stands (no
+//! server side) and starts a new one; after a ServerHello (a second hello
+//! answering a HelloRetryRequest) the first hello's fingerprints are kept.
+//!
 //! Does not: decrypt anything, read TLS 1.3 certificates (encrypted), read
 //! SSLv2-format hellos, follow renegotiations, or resynchronise a direction
 //! after a gap (the record boundaries are lost: that direction is given
@@ -192,6 +197,9 @@ struct Tls {
     /// server (a full handshake).
     server_full: bool,
     emitted: bool,
+    /// ClientHellos reported without an answer (repeated before any
+    /// ServerHello); at most `Limits::max_pending_transactions`.
+    unanswered: usize,
 }
 
 fn idx(dir: Direction) -> usize {
@@ -214,6 +222,7 @@ impl Tls {
             negotiated: None,
             server_full: false,
             emitted: false,
+            unanswered: 0,
         }
     }
 
@@ -508,9 +517,18 @@ impl Tls {
     /// Fills the record from the (first) ClientHello.
     fn client_hello(&mut self, cx: &mut Context<'_>, ch: &hello::ClientHello) {
         if self.client_hello {
-            // The second ClientHello after a HelloRetryRequest: the first
-            // one's fingerprints are kept.
-            return;
+            if self.server_hello || self.unanswered >= self.limits.max_pending_transactions {
+                // The second ClientHello after a HelloRetryRequest (the
+                // first one's fingerprints are kept), or a flood of them.
+                return;
+            }
+            // Another ClientHello before any ServerHello: the first went
+            // unanswered. It is reported as it stands and the record
+            // starts over with the one the server may answer.
+            self.unanswered += 1;
+            let first = std::mem::take(&mut self.rec);
+            let ts = self.ts_us.take().unwrap_or(cx.ts_us);
+            cx.emit(ts, AppEvent::Tls(first));
         }
         self.client_hello = true;
         self.ts_us.get_or_insert(cx.ts_us);

@@ -373,3 +373,36 @@ fn sslv2_client_hello_then_tls_server() {
     assert_eq!(r.ja3, None, "no JA3 for an SSLv2-format hello");
     assert_eq!(r.ja3s_string.as_deref(), Some("769,57,65281"));
 }
+
+#[test]
+fn a_client_hello_repeated_before_any_server_hello_gets_its_own_record() {
+    let hello = |sni: &str| {
+        record(
+            22,
+            &handshake(
+                1,
+                &client_hello_body(0x0303, &[], &[0xc02f], &[ext(0, &sni_data(sni))]),
+            ),
+        )
+    };
+    let (recs, anomalies, _) = run(&[
+        (C, hello("first.test")),
+        (C, hello("second.test")),
+        (S, tls12_server_flight(&[])),
+    ]);
+    assert!(anomalies.is_empty(), "{anomalies:?}");
+    let snis: Vec<_> = recs.iter().map(|r| r.sni.as_deref()).collect();
+    assert_eq!(snis, [Some("first.test"), Some("second.test")]);
+    // The server answered the second.
+    assert_eq!(recs[0].ja3s, None);
+    assert!(recs[1].ja3s.is_some());
+    // Bounded: a flood of hellos gives at most max_pending_transactions
+    // extra records.
+    let limits = Limits {
+        max_pending_transactions: 2,
+        ..Limits::default()
+    };
+    let flood: Vec<_> = (0..10).map(|_| (C, hello("x.test"))).collect();
+    let (recs, _, _) = run_with(limits, &flood);
+    assert_eq!(recs.len(), 3);
+}

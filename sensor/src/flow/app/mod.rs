@@ -28,6 +28,7 @@ struct Settings {
     stream: StreamLimits,
     probe_bytes: usize,
     probe_datagrams: u32,
+    max_upgrades: u32,
 }
 
 /// Settings and scratch space shared by the flows of one worker.
@@ -60,6 +61,7 @@ impl AppShared {
                 },
                 probe_bytes: d.probe_bytes,
                 probe_datagrams: d.probe_datagrams,
+                max_upgrades: d.max_upgrades,
             },
             budget: Budget::new(r.max_bytes),
             stats: Stats::default(),
@@ -137,8 +139,12 @@ struct Reader {
     /// Protocols (indexes into `AppShared::protocols`) that rejected the
     /// content.
     excluded: u64,
-    /// The protocol identified, kept after the dissector is done.
+    /// The first protocol identified, kept after the dissector is done and
+    /// across upgrades (the TLS after an SMTP STARTTLS leaves it `smtp`; the
+    /// tls record of the same flow shows the upgrade).
     identified: Option<&'static str>,
+    /// Times the flow was identified afresh after [`Want::Reprobe`].
+    upgrades: u32,
 }
 
 #[derive(Debug)]
@@ -172,6 +178,7 @@ impl AppState {
                 datagrams: 0,
                 excluded: 0,
                 identified: None,
+                upgrades: 0,
             },
         }
     }
@@ -212,20 +219,7 @@ impl AppState {
     ) -> Outcome {
         let before = self.reader.service();
         let (env, mut cx, _, _) = sh.split(ts_us, self.ports, self.l4);
-        let r = &mut self.reader;
-        if matches!(r.phase, Phase::Probing) {
-            r.datagrams += 1;
-            if let Some(p) = r.identify(&env, dir, payload) {
-                r.start(p, &env);
-            } else if r.datagrams >= env.settings.probe_datagrams || r.all_excluded(&env) {
-                r.phase = Phase::Done;
-            }
-        }
-        if let Phase::Active { dissector, .. } = &mut r.phase
-            && dissector.data(&mut cx, dir, payload) != Want::More
-        {
-            r.phase = Phase::Done;
-        }
+        self.reader.datagram(&env, &mut cx, dir, payload);
         self.settle(sh, before)
     }
 
@@ -331,7 +325,7 @@ impl Reader {
     }
 
     fn start(&mut self, protocol: &'static Protocol, env: &Env<'_>) {
-        self.identified = Some(protocol.name);
+        self.identified.get_or_insert(protocol.name);
         self.phase = Phase::Active {
             dissector: (protocol.new)(&env.settings.limits, env.l4),
         };
@@ -358,13 +352,7 @@ impl Reader {
                         self.phase = Phase::Done;
                         false
                     }
-                    // A tunnel: what follows is probed like a new stream.
-                    Want::Reprobe => {
-                        self.phase = Phase::Probing;
-                        self.excluded = 0;
-                        self.probe = [Vec::new(), Vec::new()];
-                        true
-                    }
+                    Want::Reprobe => self.upgrade(env, cx),
                 }
             }
             Phase::Probing => match chunk {
@@ -375,6 +363,26 @@ impl Reader {
                 }
                 Chunk::Data(b) => self.probe_data(env, cx, dir, b),
             },
+        }
+    }
+
+    /// One UDP datagram: probed while the protocol is unknown, then given
+    /// to the dissector.
+    fn datagram(&mut self, env: &Env<'_>, cx: &mut Context<'_>, dir: Direction, payload: &[u8]) {
+        if matches!(self.phase, Phase::Probing) {
+            self.datagrams += 1;
+            if let Some(p) = self.identify(env, dir, payload) {
+                self.start(p, env);
+            } else if self.datagrams >= env.settings.probe_datagrams || self.all_excluded(env) {
+                self.phase = Phase::Done;
+            }
+        }
+        if let Phase::Active { dissector, .. } = &mut self.phase {
+            match dissector.data(cx, dir, payload) {
+                Want::More => {}
+                Want::Done => self.phase = Phase::Done,
+                Want::Reprobe => self.upgrade_datagrams(env, cx),
+            }
         }
     }
 
@@ -448,3 +456,4 @@ impl Reader {
 
 #[cfg(test)]
 mod tests;
+mod upgrade;

@@ -273,3 +273,157 @@ fn tls_inside_an_http_connect_tunnel_is_dissected() {
     });
     assert_eq!(sni.as_deref(), Some("inner.example"));
 }
+
+fn tls_hello(sni: &str) -> Vec<u8> {
+    use crate::dissect::tls::testutil::{client_hello_body, ext, handshake, record, sni_data};
+    record(
+        22,
+        &handshake(
+            1,
+            &client_hello_body(0x0303, &[], &[0x1301, 0xc02f], &[ext(0, &sni_data(sni))]),
+        ),
+    )
+}
+
+fn tls_snis(sh: &AppShared) -> Vec<String> {
+    sh.emitted
+        .iter()
+        .filter_map(|e| match &e.event {
+            AppEvent::Tls(t) => t.sni.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tls_after_an_smtp_starttls_is_dissected_from_the_bytes_after_the_reply() {
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &DissectConfig::default());
+    let mut app = AppState::new(L4::Tcp, (40000, 2525));
+    let greeting = b"220 mx.example ESMTP\r\n";
+    assert_eq!(
+        app.tcp_segment(&mut sh, R, &seg(1000, greeting), 1),
+        Outcome::Identified("smtp")
+    );
+    let cmd = b"EHLO me\r\nSTARTTLS\r\n";
+    app.tcp_segment(&mut sh, O, &seg(1, cmd), 2);
+    // The reply to EHLO, the 220 to STARTTLS and, in the same segment, the
+    // start of what the server sends under TLS (nothing readable yet).
+    let mut reply = b"250 hi\r\n220 go ahead\r\n".to_vec();
+    reply.extend_from_slice(&[0x16, 0x03]);
+    let next_r = 1000 + greeting.len() as u32;
+    assert_eq!(
+        app.tcp_segment(&mut sh, R, &seg(next_r, &reply), 3),
+        Outcome::Continue
+    );
+    let hello = tls_hello("mail.example");
+    let next_o = 1 + cmd.len() as u32;
+    assert_ne!(
+        app.tcp_segment(&mut sh, O, &seg(next_o, &hello), 4),
+        Outcome::Finished
+    );
+    app.close(&mut sh, 5);
+    assert_eq!(tls_snis(&sh), ["mail.example"]);
+    // The flow keeps the protocol it began with.
+    assert_eq!(app.service(), Some("smtp"));
+}
+
+#[test]
+fn client_bytes_held_while_the_reply_was_awaited_are_probed_first() {
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &DissectConfig::default());
+    let mut app = AppState::new(L4::Tcp, (40000, 1100));
+    let greeting = b"+OK ready\r\n";
+    app.tcp_segment(&mut sh, R, &seg(1000, greeting), 1);
+    // A client that does not wait for the +OK.
+    let mut cmd = b"STLS\r\n".to_vec();
+    cmd.extend_from_slice(&tls_hello("pop.example"));
+    app.tcp_segment(&mut sh, O, &seg(1, &cmd), 2);
+    let next_r = 1000 + greeting.len() as u32;
+    app.tcp_segment(&mut sh, R, &seg(next_r, b"+OK go\r\n"), 3);
+    app.close(&mut sh, 4);
+    assert_eq!(tls_snis(&sh), ["pop.example"]);
+}
+
+#[test]
+fn upgrades_past_the_cap_leave_the_flow_alone() {
+    /// Upgrades at every chunk, handing the whole chunk over.
+    #[derive(Debug, Default)]
+    struct Upgrader(Vec<u8>);
+    impl Dissector for Upgrader {
+        fn data(&mut self, _cx: &mut Context<'_>, _dir: Direction, data: &[u8]) -> Want {
+            self.0 = data.to_vec();
+            Want::Reprobe
+        }
+        fn gap(&mut self, _cx: &mut Context<'_>, _dir: Direction, _len: u64) -> Want {
+            Want::Done
+        }
+        fn close(&mut self, _cx: &mut Context<'_>) {}
+        fn handover(&mut self, dir: Direction) -> Vec<u8> {
+            if dir == Direction::Originator {
+                std::mem::take(&mut self.0)
+            } else {
+                Vec::new()
+            }
+        }
+    }
+    static LOOP: Protocol = Protocol {
+        name: "loop",
+        transports: Transports {
+            tcp: true,
+            udp: false,
+        },
+        ports: &[],
+        probe: |_| Probe::Match,
+        new: |_, _| Box::new(Upgrader::default()),
+    };
+    let d = DissectConfig {
+        max_upgrades: 3,
+        ..DissectConfig::default()
+    };
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &d).with_protocols(vec![&LOOP]);
+    let mut app = AppState::new(L4::Tcp, (40000, 7));
+    // Each upgrade hands the chunk back and it matches again: without the
+    // cap this would never end.
+    assert_eq!(
+        app.tcp_segment(&mut sh, O, &seg(1, b"again"), 1),
+        Outcome::Finished
+    );
+    assert_eq!(app.reader.upgrades, 3);
+}
+
+#[test]
+fn dtls_after_stun_connectivity_checks_is_identified_from_its_first_datagram() {
+    use crate::dissect::tls::testutil::{client_hello_body, ext, sni_data};
+    let mut sh = AppShared::new(&ReassemblyConfig::default(), &DissectConfig::default());
+    let mut app = AppState::new(L4::Udp, (51462, 43044));
+    let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    binding.extend_from_slice(&[7; 12]);
+    assert_eq!(
+        app.udp_datagram(&mut sh, O, &binding, 1),
+        Outcome::Identified("stun")
+    );
+    // More checks than `probe_datagrams` allows: the follower keeps them.
+    for ts in 2..10 {
+        assert_eq!(
+            app.udp_datagram(&mut sh, R, &binding, ts),
+            Outcome::Continue
+        );
+    }
+    // The DTLS client is the responder here: a ClientHello with an empty
+    // cookie, in one fragment.
+    let tls = client_hello_body(0xfefd, &[], &[0xc02b], &[ext(0, &sni_data("peer.test"))]);
+    let mut body = tls[..35].to_vec();
+    body.push(0);
+    body.extend_from_slice(&tls[35..]);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&[0, 0, 0, 0, 0]);
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut record = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    assert_eq!(app.udp_datagram(&mut sh, R, &record, 10), Outcome::Continue);
+    app.close(&mut sh, 11);
+    assert_eq!(tls_snis(&sh), ["peer.test"]);
+    assert_eq!(app.service(), Some("stun"));
+}
