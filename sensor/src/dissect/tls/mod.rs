@@ -172,8 +172,12 @@ struct Side {
     hs: Vec<u8>,
     /// This side switched to encrypted records.
     encrypted: bool,
-    /// This side was given up (gap, malformed records, over a cap).
+    /// This side was given up (malformed records, over a cap, or a gap
+    /// after which no record header followed).
     dead: bool,
+    /// Bytes went missing before this side's handshake ended: the next
+    /// data must start a plausible record header, or the side is given up.
+    resync: bool,
     /// A record was read on this side (an SSLv2 hello can only be first).
     seen_record: bool,
     /// The current record is an SSLv2-format one (2-byte header).
@@ -234,6 +238,15 @@ impl Tls {
 
     /// Reads `data` of `dir`'s stream record by record.
     fn feed(&mut self, cx: &mut Context<'_>, dir: Direction, mut data: &[u8]) {
+        let side = self.side(dir);
+        if side.resync && !data.is_empty() {
+            side.resync = false;
+            if !plausible_record_start(data) {
+                side.dead = true;
+                side.hs = Vec::new();
+                return;
+            }
+        }
         while !data.is_empty() && !self.side(dir).dead {
             let side = self.side(dir);
             if side.remaining == 0 && side.hdr_len < 5 {
@@ -586,15 +599,36 @@ impl Dissector for Tls {
 
     fn gap(&mut self, cx: &mut Context<'_>, dir: Direction, _len: u64) -> Want {
         let side = self.side(dir);
-        if !side.encrypted {
-            side.dead = true;
+        if !side.encrypted && !side.dead {
+            // Records after the hole are read when the data after it starts
+            // one (handshake records usually begin a segment): a lost
+            // certificate segment, or a peer whose sequence numbers jump,
+            // need not cost the ServerHello that follows.
+            side.hdr_len = 0;
+            side.remaining = 0;
+            side.sslv2 = false;
             side.hs = Vec::new();
+            side.alert.clear();
+            side.resync = true;
         }
         self.want(cx)
     }
 
     fn close(&mut self, cx: &mut Context<'_>) {
         self.emit(cx);
+    }
+}
+
+/// True when `data` begins with a TLS record header that could be real:
+/// a known content type, version 3.0 to 3.4, a length within the limit.
+fn plausible_record_start(data: &[u8]) -> bool {
+    match data {
+        [ct, 3, minor, l0, l1, ..] => {
+            (CT_CCS..=CT_HEARTBEAT).contains(ct)
+                && *minor <= 4
+                && usize::from(u16::from_be_bytes([*l0, *l1])) <= MAX_RECORD
+        }
+        _ => false,
     }
 }
 

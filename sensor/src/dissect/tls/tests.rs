@@ -304,7 +304,10 @@ fn gaps_and_garbage_give_up_gracefully() {
     };
     assert_eq!(d.data(&mut cx, C, &ch), Want::More);
     assert_eq!(d.gap(&mut cx, S, 100), Want::More);
-    assert_eq!(d.gap(&mut cx, C, 100), Want::Done);
+    assert_eq!(d.gap(&mut cx, C, 100), Want::More);
+    // After a hole, data that starts no record header gives the side up.
+    assert_eq!(d.data(&mut cx, S, b"\x17\x09garbage"), Want::More);
+    assert_eq!(d.data(&mut cx, C, b"more garbage"), Want::Done);
     d.close(&mut cx);
     assert_eq!(out.len(), 1, "emitted once");
     // A server speaking something else.
@@ -318,6 +321,36 @@ fn gaps_and_garbage_give_up_gracefully() {
     // Nothing recognisable: no record.
     let (recs, _, _) = run(&[(C, b"\x16\x03\x01\x00\x05\x0b\x00\x00\x01\x00".to_vec())]);
     assert!(recs.is_empty());
+}
+
+#[test]
+fn records_resume_after_a_hole_that_ends_at_a_record_start() {
+    let ch = record(22, &handshake(1, &ja4_spec_hello()));
+    let flight = tls12_server_flight(&[]);
+    let mut d = Tls::new(Limits::default());
+    let mut out = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut cx = Context {
+        ts_us: 1,
+        out: &mut out,
+        anomalies: &mut anomalies,
+    };
+    d.data(&mut cx, C, &ch);
+    // The server's stream jumps (a lost segment, or sequence numbers that
+    // do not follow its SYN-ACK): its next record is still read.
+    d.gap(&mut cx, S, 1_180_489_186);
+    d.data(&mut cx, S, &flight);
+    d.close(&mut cx);
+    let AppEvent::Tls(r) = &out[0].event else {
+        panic!("not tls: {:?}", out[0].event)
+    };
+    assert_eq!(
+        r.cipher.as_deref(),
+        Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+    );
+    assert!(r.ja3s.is_some());
+    assert_eq!(r.certs.len(), 2);
+    assert!(anomalies.is_empty(), "{anomalies:?}");
 }
 
 #[test]
