@@ -25,6 +25,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod boot_config;
+pub mod cfn;
 pub mod corpus;
 pub mod expectations;
 pub mod flow;
