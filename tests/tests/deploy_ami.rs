@@ -242,8 +242,9 @@ fn without_user_data_the_packaged_configuration_is_used() {
 
 #[test]
 fn key_value_user_data_overrides_the_packaged_configuration() {
+    // Written on Windows: CRLF line ends.
     let boot = BootConfig::run(Some(
-        b"# settings\nSENSOR_LIVE_DRAIN=2m\nSENSOR_LIVE_LISTEN_VXLAN=0.0.0.0:4789,[::]:4789\n",
+        b"# settings\r\nSENSOR_LIVE_DRAIN=2m\r\nSENSOR_LIVE_LISTEN_VXLAN=0.0.0.0:4789,[::]:4789\r\n",
     ));
     assert!(boot.success, "{}", boot.log);
     let env = boot.environment();
