@@ -17,13 +17,19 @@
 //!
 //! `cargo run -p sensor-tests --example reference_flows -- FILE...` prints the
 //! tshark reference flows of captures, to debug a difference.
+//!
+//! The deployment tests (`deploy_*`) also use `packer`, `systemd-analyze`,
+//! `curl` and `python3` with cfn-lint; `scripts/test` installs them.
 
 // Test support: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod boot_config;
+pub mod cfn;
 pub mod corpus;
 pub mod expectations;
 pub mod flow;
+pub mod imds;
 pub mod live;
 pub mod netns;
 pub mod packets;
