@@ -8,6 +8,7 @@ use super::tcp_state::TcpConnection;
 use crate::decap::tunnel::Encap;
 use crate::metrics::{Counters, Drop};
 use arrayvec::ArrayVec;
+use std::sync::Arc;
 
 /// Vantage points (mirror sessions) listed per flow.
 pub(super) const MAX_VANTAGES: usize = 4;
@@ -60,7 +61,9 @@ pub(super) enum Adoption {
 #[derive(Debug)]
 pub(super) struct Flow {
     pub(super) key: FlowKey,
-    pub(super) aliases: ArrayVec<FlowKey, { MAX_VANTAGES - 1 }>,
+    /// Keys of the same connection in other domains (at most
+    /// `MAX_VANTAGES - 1`; empty, so unallocated, for most flows).
+    pub(super) aliases: Vec<FlowKey>,
     pub(super) proto: u8,
     pub(super) orig: Endpoint,
     pub(super) resp: Endpoint,
@@ -72,7 +75,9 @@ pub(super) struct Flow {
     pub(super) last_us: i64,
     pub(super) dirs: [DirStats; 2],
     pub(super) tcp: Option<TcpConnection>,
-    pub(super) tunnel: Vec<Encap>,
+    /// The layers the flow arrived in, shared with every flow that arrived
+    /// in the same ones (one allocation per tunnel context, not per flow).
+    pub(super) tunnel: Arc<[Encap]>,
     pub(super) vantages: ArrayVec<u64, MAX_VANTAGES>,
     pub(super) recent: [Recent; RECENT],
     pub(super) recent_next: usize,

@@ -9,7 +9,8 @@ use super::community_id::CommunityId;
 use super::key::{FlowKey, PacketTuple};
 use super::reassembly::Segment;
 use super::state::{
-    Adoption, AppSlot, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet, RECENT, Recent,
+    Adoption, AppSlot, DirStats, FINGERPRINT_L4_BYTES, Flow, Identity, MAX_VANTAGES, PortSet,
+    RECENT, Recent,
 };
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
 use super::to_record::{app_record, flow_record, remember_identity};
@@ -24,6 +25,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use nucleus_proto::Record;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
 
 /// Flows of one worker.
 #[derive(Debug)]
@@ -49,7 +51,15 @@ pub struct FlowTable {
     /// of one mirror session share their layers, so their three hashes are
     /// computed once.
     last_ctx: (Vec<Encap>, ContextIds),
+    /// Tunnel layer lists recently given to new flows, most recent first,
+    /// at most `SHARED_LAYERS`: flows of one mirror session share one.
+    shared_layers: Vec<Arc<[Encap]>>,
 }
+
+/// Distinct tunnel contexts remembered for sharing (mirror sessions
+/// interleave; a few dozen cover a busy sensor's, and a miss only costs
+/// an allocation).
+const SHARED_LAYERS: usize = 32;
 
 /// `FlowConfig`'s durations in microseconds of packet time.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +107,7 @@ impl FlowTable {
             us: DurationsUs::new(&cfg),
             app: AppShared::new(&pipeline.reassembly, &pipeline.dissect),
             last_ctx: (Vec::new(), ContextIds::default()),
+            shared_layers: Vec::new(),
             cfg,
         }
     }
@@ -422,7 +433,7 @@ impl FlowTable {
         let Some(flow) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return Adoption::None;
         };
-        if flow.key.domain == key.domain || flow.aliases.is_full() {
+        if flow.key.domain == key.domain || flow.aliases.len() >= MAX_VANTAGES - 1 {
             return Adoption::None;
         }
         if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
@@ -480,7 +491,7 @@ impl FlowTable {
         }
         let flow = Flow {
             key,
-            aliases: ArrayVec::new(),
+            aliases: Vec::new(),
             proto: tuple.proto,
             orig: if flipped { tuple.dst } else { tuple.src },
             resp: if flipped { tuple.src } else { tuple.dst },
@@ -497,7 +508,7 @@ impl FlowTable {
                     dst_likely_server: self.server_ports_tcp.contains(tuple.dst.port),
                 })
             }),
-            tunnel: ctx.layers().to_vec(),
+            tunnel: self.shared_layers(ctx),
             vantages: ArrayVec::new(),
             recent: [Recent::default(); RECENT],
             recent_next: 0,
@@ -559,6 +570,21 @@ impl FlowTable {
                 self.end(slot, out, counters);
             }
         }
+    }
+
+    /// The layers of `ctx` as a list shared with earlier flows that
+    /// arrived in the same ones.
+    fn shared_layers(&mut self, ctx: &TunnelContext) -> Arc<[Encap]> {
+        let layers = ctx.layers();
+        if let Some(i) = self.shared_layers.iter().position(|l| **l == *layers) {
+            let found = self.shared_layers.remove(i);
+            self.shared_layers.insert(0, Arc::clone(&found));
+            return found;
+        }
+        let made: Arc<[Encap]> = Arc::from(layers);
+        self.shared_layers.truncate(SHARED_LAYERS - 1);
+        self.shared_layers.insert(0, Arc::clone(&made));
+        made
     }
 
     /// Ends every flow (end of input), appending their records to `out`.

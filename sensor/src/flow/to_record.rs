@@ -114,7 +114,7 @@ pub(super) fn flow_record(f: &mut Flow, cid: &CommunityId) -> FlowRecord {
     };
     let tunnel: Vec<TunnelLayer> = {
         let mut t = TunnelContext::new();
-        for l in &f.tunnel {
+        for l in f.tunnel.iter() {
             t.push(*l);
         }
         t.to_records()
