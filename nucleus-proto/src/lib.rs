@@ -510,6 +510,9 @@ pub struct TlsRecord {
     pub established: bool,
     /// The server answered with a HelloRetryRequest (TLS 1.3).
     pub hello_retry_request: bool,
+    /// JA3S of that HelloRetryRequest (`ja3s` is the final ServerHello's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hello_retry_ja3s: Option<String>,
     /// The ClientHello carried an encrypted_client_hello extension.
     pub ech: bool,
     /// The highest version the client offered (`TLSv13`, ...).

@@ -252,6 +252,9 @@ impl Dtls {
         self.ts_us.get_or_insert(cx.ts_us);
         let r = &mut self.rec;
         r.hello_retry_request |= sh.hello_retry_request;
+        if sh.hello_retry_request {
+            r.hello_retry_ja3s = Some(sh.ja3s());
+        }
         r.version = Some(hello::version_name(sh.version()));
         r.cipher = Some(names::cipher_name(sh.cipher_suite));
         r.alpn_selected = sh.alpn_string();

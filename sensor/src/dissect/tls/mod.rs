@@ -492,6 +492,7 @@ impl Tls {
                 let r = &mut self.rec;
                 if sh.hello_retry_request {
                     r.hello_retry_request = true;
+                    r.hello_retry_ja3s = Some(sh.ja3s());
                 }
                 r.version = Some(hello::version_name(v));
                 r.cipher = Some(names::cipher_name(sh.cipher_suite));
