@@ -38,6 +38,7 @@ pub(crate) struct ConfigFile {
     live: LiveConfig,
     health: HealthConfig,
     output: OutputConfig,
+    enroll: super::EnrollConfig,
 }
 
 impl From<ConfigFile> for SensorConfig {
@@ -54,6 +55,7 @@ impl From<ConfigFile> for SensorConfig {
             live: f.live,
             health: f.health,
             output: f.output,
+            enroll: f.enroll,
         }
     }
 }
@@ -70,6 +72,7 @@ impl From<SensorConfig> for ConfigFile {
             live: c.live,
             health: c.health,
             output: c.output,
+            enroll: c.enroll,
         }
     }
 }
