@@ -21,10 +21,12 @@
 // Test support: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod aws_proxy;
 pub mod corpus;
 pub mod expectations;
 pub mod flow;
 pub mod live;
+pub mod moto;
 pub mod netns;
 pub mod packets;
 pub mod probe;
