@@ -762,3 +762,196 @@ fn credentials_and_region_come_from_imdsv2_and_are_refreshed_before_expiry() {
     assert!(head.contains("x-amz-security-token: session"), "{head}");
     assert!(head.contains("credential=asiafake/"), "{head}");
 }
+
+/// Polls `/metrics` until `name` (with `labels`) reaches `at_least`.
+fn wait_metric(
+    sensor: &sensor_tests::live::LiveSensor,
+    name: &str,
+    labels: &[(&str, &str)],
+    at_least: f64,
+) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = sensor.metrics().sum(name, labels);
+        if v >= at_least {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}{labels:?} stayed at {v} < {at_least}\n{}",
+            sensor.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn queue_events_enroll_launches_and_guardduty_findings_at_once_in_sensor_run() {
+    use sensor_tests::live::{LiveOptions, LiveSensor, TempDir};
+    let world = World::new(1);
+    let subnet = world.subnets[0].1.clone();
+    world.moto.boto(&Value::Array(World::launch_calls(
+        &subnet,
+        2,
+        2,
+        &[("env", "prod")],
+    )));
+    let queue = world.moto.boto(&json!([call(
+        "sqs",
+        "create_queue",
+        json!({"QueueName": "enroll-events"})
+    )]));
+    let moto_queue = queue[0]["QueueUrl"].as_str().unwrap().to_string();
+    // The sensor reaches the queue through the proxy, which logs its calls.
+    let queue_url = moto_queue.replace(&world.moto.endpoint, &world.proxy.endpoint);
+    let imds = FakeImds::start(Duration::from_secs(3600));
+    let dir = TempDir::new("enroll-events");
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[enroll]\nenabled = true\nendpoint = \"{}\"\nimds_endpoint = \"{}\"\ntarget_id = \"{}\"\n\
+             filter_id = \"{}\"\ntags = {{ env = \"prod\" }}\nqueue_url = \"{queue_url}\"\ninterval = \"1h\"\n\
+             modes = [\"existing\", \"launches\", \"guardduty\", \"cleanup\"]\nmax_calls_per_second = 100\n",
+            world.proxy.endpoint, imds.endpoint, world.target, world.filter
+        ),
+    )
+    .unwrap();
+    let options = LiveOptions {
+        config: Some(config),
+        ..LiveOptions::default()
+    };
+    let mut sensor = LiveSensor::start_ready(&dir, &options);
+    // The first pass enrolls the two instances in scope.
+    wait_metric(&sensor, "sensor_enroll_passes_total", &[], 1.0);
+    assert_eq!(
+        sensor.metrics().sum("sensor_enroll_sessions_owned", &[]),
+        2.0
+    );
+    let (_, ready) = sensor.get("/readyz").unwrap();
+    assert!(ready.contains("enroll: ok (last pass"), "{ready}");
+
+    // A launch in scope, and an instance out of scope that GuardDuty flags.
+    let launched = world.moto.boto(&Value::Array(
+        World::launch_calls(&subnet, 1, 1, &[("env", "prod")])
+            .into_iter()
+            .chain(World::launch_calls(&subnet, 1, 1, &[("env", "dev")]))
+            .collect(),
+    ));
+    let id = |r: &Value| {
+        r["Instances"][0]["InstanceId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (launch, flagged) = (id(&launched[0]), id(&launched[1]));
+    let eni = |r: &Value| {
+        r["Instances"][0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (launch_eni, flagged_eni) = (eni(&launched[0]), eni(&launched[1]));
+    let state_change = json!({"version": "0", "id": "1", "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2", "account": "123456789012", "region": "us-east-1",
+        "detail": {"instance-id": launch, "state": "running"}});
+    let finding = json!({"version": "0", "id": "2", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+        "detail": {"type": "UnauthorizedAccess:EC2/SSHBruteForce",
+                   "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": flagged}}}});
+    let other = json!({"detail-type": "AWS API Call via CloudTrail", "detail": {}});
+    let passes_before = sensor.metrics().sum("sensor_enroll_passes_total", &[]);
+    let send = |body: String| {
+        call(
+            "sqs",
+            "send_message",
+            json!({"QueueUrl": moto_queue, "MessageBody": body}),
+        )
+    };
+    world.moto.boto(&json!([
+        send(state_change.to_string()),
+        send("{not json".to_string()),
+        send(finding.to_string()),
+        send(other.to_string()),
+    ]));
+    // The periodic pass is an hour away: only the events can enroll them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let enis = owned_enis(&world.sessions());
+        if enis.contains(&launch_eni) && enis.contains(&flagged_eni) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session for the events\n{}",
+            sensor.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_metric(
+        &sensor,
+        "sensor_enroll_events_total",
+        &[("kind", "malformed")],
+        1.0,
+    );
+    let m = sensor.metrics();
+    for kind in ["launch", "finding", "ignored", "malformed"] {
+        assert_eq!(
+            m.sum("sensor_enroll_events_total", &[("kind", kind)]),
+            1.0,
+            "{kind}"
+        );
+    }
+    let passes = m.sum("sensor_enroll_passes_total", &[]);
+    assert!(
+        passes > passes_before && passes <= passes_before + 4.0,
+        "{passes_before} -> {passes}"
+    );
+    assert_eq!(m.sum("sensor_enroll_sessions_created_total", &[]), 4.0);
+    assert!(m.sum("sensor_enroll_api_requests_total", &[]) > 0.0);
+    // Every message was deleted after handling, the malformed one included.
+    assert_eq!(world.proxy.calls("DeleteMessage").len(), 4);
+    let attributes = world.moto.boto(&json!([call(
+        "sqs",
+        "get_queue_attributes",
+        json!({"QueueUrl": moto_queue, "AttributeNames": ["All"]})
+    )]));
+    assert_eq!(
+        attributes[0]["Attributes"]["ApproximateNumberOfMessages"],
+        "0"
+    );
+    assert_eq!(
+        attributes[0]["Attributes"]["ApproximateNumberOfMessagesNotVisible"],
+        "0"
+    );
+    sensor.stop(Duration::from_millis(500), Duration::from_secs(20));
+}
+
+#[test]
+fn an_unreachable_aws_api_leaves_the_sensor_ready_and_says_degraded() {
+    use sensor_tests::live::{LiveOptions, LiveSensor, TempDir};
+    let dir = TempDir::new("enroll-degraded");
+    let config = dir.join("sensor.toml");
+    let closed = sensor_tests::moto::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[enroll]\nenabled = true\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:{closed}\"\n\
+             imds_endpoint = \"http://127.0.0.1:{closed}\"\ntarget_id = \"tmt-1\"\nfilter_id = \"tmf-1\"\n\
+             max_attempts = 1\n"
+        ),
+    )
+    .unwrap();
+    let options = LiveOptions {
+        config: Some(config),
+        ..LiveOptions::default()
+    };
+    let mut sensor = LiveSensor::start_ready(&dir, &options);
+    wait_metric(&sensor, "sensor_enroll_failed_passes_total", &[], 1.0);
+    let (status, body) = sensor.get("/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("enroll: ok (degraded: AWS API unreachable"),
+        "{body}"
+    );
+    sensor.stop(Duration::from_millis(500), Duration::from_secs(20));
+}
