@@ -29,3 +29,40 @@ pub mod state;
 pub mod status;
 
 pub use pass::{Enroller, PassReport};
+
+#[cfg(test)]
+mod tests {
+    /// deploy/iam/enroll-policy.json grants exactly the calls the module
+    /// makes, plus `ec2:CreateTags`, which AWS checks for tags given at
+    /// creation (the policy allows it for those creates only).
+    #[test]
+    fn the_iam_policy_grants_exactly_the_calls_made() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/iam/enroll-policy.json"
+        );
+        let policy: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut granted = std::collections::BTreeSet::new();
+        for statement in policy["Statement"].as_array().unwrap() {
+            assert_eq!(statement["Effect"], "Allow");
+            match &statement["Action"] {
+                serde_json::Value::String(a) => {
+                    granted.insert(a.clone());
+                }
+                list => {
+                    for a in list.as_array().unwrap() {
+                        granted.insert(a.as_str().unwrap().to_string());
+                    }
+                }
+            }
+        }
+        let mut made: std::collections::BTreeSet<String> = super::ec2::EC2_ACTIONS
+            .iter()
+            .map(|a| format!("ec2:{a}"))
+            .chain(super::sqs::SQS_ACTIONS.iter().map(|a| format!("sqs:{a}")))
+            .collect();
+        made.insert("ec2:CreateTags".to_string());
+        assert_eq!(granted, made);
+    }
+}

@@ -26,6 +26,17 @@ pub struct Queue<'a> {
     url: String,
 }
 
+fn listed(action: &str) -> Result<(), AwsError> {
+    if SQS_ACTIONS.contains(&action) {
+        Ok(())
+    } else {
+        Err(AwsError::Malformed {
+            action: action.to_string(),
+            reason: "not in SQS_ACTIONS (deploy/iam/enroll-policy.json)".into(),
+        })
+    }
+}
+
 impl<'a> Queue<'a> {
     /// The queue at `url`.
     pub fn new(client: &'a QueryClient, url: &str) -> Self {
@@ -41,6 +52,7 @@ impl<'a> Queue<'a> {
         p.set("QueueUrl", self.url.as_str())
             .set("MaxNumberOfMessages", max.clamp(1, 10).to_string())
             .set("WaitTimeSeconds", wait_seconds.min(20).to_string());
+        listed("ReceiveMessage")?;
         let root = self
             .client
             .call(Service::Sqs, &self.url, "ReceiveMessage", &p)
@@ -64,6 +76,7 @@ impl<'a> Queue<'a> {
         let mut p = Params::new();
         p.set("QueueUrl", self.url.as_str())
             .set("ReceiptHandle", receipt_handle);
+        listed("DeleteMessage")?;
         self.client
             .call(Service::Sqs, &self.url, "DeleteMessage", &p)
             .await

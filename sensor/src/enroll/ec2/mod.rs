@@ -201,6 +201,14 @@ impl<'a> Ec2<'a> {
     }
 
     pub(super) async fn call(&self, action: &str, params: &Params) -> Result<Element, AwsError> {
+        // The list is what the IAM policy grants: a call missing from it
+        // would fail in AWS, so it fails here first, in tests.
+        if !EC2_ACTIONS.contains(&action) {
+            return Err(AwsError::Malformed {
+                action: action.to_string(),
+                reason: "not in EC2_ACTIONS (deploy/iam/enroll-policy.json)".into(),
+            });
+        }
         self.client
             .call(Service::Ec2, &self.url, action, params)
             .await
