@@ -64,8 +64,8 @@ impl Enroller {
     /// Builds the client: credentials from the environment or IMDS, the
     /// region from the configuration or IMDS.
     pub async fn connect(cfg: &EnrollConfig) -> Result<Self, AwsError> {
-        let http = HttpClient::new(cfg.request_timeout, MAX_RESPONSE_BYTES)
-            .map_err(AwsError::Credentials)?;
+        let http =
+            HttpClient::new(cfg.request_timeout, MAX_RESPONSE_BYTES).map_err(AwsError::Local)?;
         let imds = Imds::new(http.clone(), &cfg.imds_endpoint);
         let env = Credentials::from_vars(|k| std::env::var(k).ok());
         let region = if cfg.region.is_empty() {
@@ -86,7 +86,7 @@ impl Enroller {
         let credentials = CredentialProvider::new(env, imds.clone());
         let client = QueryClient::new(http, credentials, region, policy);
         let state_file = (!cfg.state_file.is_empty()).then(|| PathBuf::from(&cfg.state_file));
-        let state = EnrollState::load(state_file.as_ref()).map_err(AwsError::Credentials)?;
+        let state = EnrollState::load(state_file.as_ref()).map_err(AwsError::Local)?;
         Ok(Self {
             cfg: cfg.clone(),
             client,

@@ -49,6 +49,9 @@ pub enum AwsError {
     /// No usable credentials, or the request could not be signed.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// A local problem: TLS setup, the state file.
+    #[error("{0}")]
+    Local(String),
 }
 
 /// Error codes AWS uses for throttling and transient server trouble.
@@ -82,7 +85,7 @@ impl AwsError {
             }
             AwsError::Status { status, .. } => *status >= 500 || *status == 429,
             AwsError::Transport { .. } => true,
-            AwsError::Malformed { .. } | AwsError::Credentials(_) => false,
+            AwsError::Malformed { .. } | AwsError::Credentials(_) | AwsError::Local(_) => false,
         }
     }
 

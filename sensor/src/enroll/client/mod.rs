@@ -247,6 +247,8 @@ impl QueryClient {
                 "application/x-www-form-urlencoded; charset=utf-8".to_string(),
             ),
         ];
+        // Paced before signing, so a wait never ages the signature.
+        self.pace().await;
         let credentials = self.credentials.get().await?;
         sign::sign_request(
             &credentials,
@@ -259,7 +261,6 @@ impl QueryClient {
         )?;
         // The HTTP layer sets Host itself.
         headers.retain(|(k, _)| k != "host");
-        self.pace().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
