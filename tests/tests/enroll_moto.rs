@@ -445,6 +445,19 @@ fn terminated_and_out_of_scope_instances_lose_their_session_and_foreign_ones_sta
     );
     assert_eq!(world.sessions().len(), 8, "plan changed something");
 
+    // A dry run plans the same and changes nothing.
+    let dry = world.config("dry", "tags = { env = \"prod\" }\ndry_run = true\n");
+    world.proxy.clear_log();
+    let dry_run = enroll("apply", &dry, &[]);
+    assert!(
+        dry_run.stdout.contains("dry run: nothing changed"),
+        "{}",
+        dry_run.stdout
+    );
+    assert!(dry_run.stdout.contains("2 to delete"), "{}", dry_run.stdout);
+    assert!(world.proxy.calls("DeleteTrafficMirrorSession").is_empty());
+    assert_eq!(world.sessions().len(), 8, "the dry run changed something");
+
     let apply = enroll("apply", &config, &[]);
     assert!(
         apply.stdout.contains("applied: 0 created, 2 deleted"),
