@@ -24,6 +24,9 @@ use std::time::SystemTime;
 
 /// AWS allows this many sessions per source interface.
 pub const SESSIONS_PER_ENI: usize = 3;
+/// AWS allows this many source interfaces per interface target (NLB and
+/// GWLB endpoint targets take any number).
+pub const SOURCES_PER_ENI_TARGET: usize = 10;
 /// Highest session number.
 const MAX_SESSION_NUMBER: u32 = 32_766;
 
@@ -260,6 +263,19 @@ pub fn plan(
     }
     let deleted: BTreeSet<&str> = deletes.iter().map(|d| d.session_id.as_str()).collect();
 
+    // Room left on an interface target, counted over every session using it.
+    let eni_target = match &target {
+        Resolved::Create(spec) => matches!(spec, TargetSpec::Eni(_)),
+        Resolved::Existing(id) => o.targets.iter().any(|t| &t.id == id && t.eni_id.is_some()),
+    };
+    let mut target_room = eni_target.then(|| {
+        let used = o
+            .sessions
+            .iter()
+            .filter(|s| Some(s.target_id.as_str()) == target_id && !deleted.contains(s.id.as_str()))
+            .count();
+        SOURCES_PER_ENI_TARGET.saturating_sub(used)
+    });
     let mut creates = Vec::new();
     let mut skips = Vec::new();
     for (eni, (instance, reason)) in &keep {
@@ -300,6 +316,14 @@ pub fn plan(
             skips.push(skip("no_free_session_number", String::new()));
             continue;
         };
+        if let Some(room) = target_room.as_mut() {
+            if *room == 0 {
+                let detail = format!("the interface target takes {SOURCES_PER_ENI_TARGET} sources");
+                skips.push(skip("target_source_limit", detail));
+                continue;
+            }
+            *room -= 1;
+        }
         creates.push(CreateSession {
             eni_id: eni.to_string(),
             instance_id: instance.id.clone(),

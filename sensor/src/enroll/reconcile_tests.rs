@@ -292,3 +292,52 @@ fn client_tokens_are_stable_within_the_hour_and_fit() {
     );
     assert_eq!(a.len(), 48);
 }
+
+#[test]
+fn an_interface_target_takes_ten_sources() {
+    let c = EnrollConfig {
+        target_this_eni: true,
+        filter_id: F.into(),
+        ..EnrollConfig::default()
+    };
+    let instances: Vec<Instance> = (0..12)
+        .map(|n| instance(&format!("i-{n:02}"), "v", &[]))
+        .collect();
+    let mut o = Observed {
+        instances,
+        this_eni: Some("eni-sensor".into()),
+        ..Observed::default()
+    };
+    let p = run(&c, &o);
+    assert_eq!(
+        p.target,
+        Resolved::Create(TargetSpec::Eni("eni-sensor".into()))
+    );
+    assert_eq!(p.creates.len(), 10);
+    assert_eq!(p.skips.len(), 2);
+    assert!(p.skips.iter().all(|s| s.code == "target_source_limit"));
+    // The target exists and four sources (one not ours) already use it.
+    o.targets = vec![MirrorTarget {
+        id: T.into(),
+        nlb_arn: None,
+        gwlb_endpoint_id: None,
+        eni_id: Some("eni-sensor".into()),
+        tags: BTreeMap::new(),
+    }];
+    o.sessions = (0..3)
+        .map(|n| session(&format!("tms-{n}"), &format!("eni-i-{n:02}-a"), 1, true))
+        .chain([session("tms-x", "eni-elsewhere", 1, false)])
+        .collect();
+    let p = run(&c, &o);
+    assert_eq!(p.target, Resolved::Existing(T.into()));
+    assert_eq!(p.creates.len(), 6);
+    assert_eq!(p.skips.len(), 3);
+    // NLB targets have no such limit.
+    let nlb = EnrollConfig {
+        target_id: T.into(),
+        filter_id: F.into(),
+        ..EnrollConfig::default()
+    };
+    o.targets[0].eni_id = None;
+    assert_eq!(run(&nlb, &o).creates.len(), 9);
+}
