@@ -136,40 +136,34 @@ fn handle(enroller: &mut Enroller, status: &EnrollStatus, body: &str, id: &str) 
         cfg.mode("guardduty"),
         cfg.mode("cleanup"),
     );
-    let (kind, named) = match events::parse(body) {
-        Ok(Event::StateChange { instance_id, state }) => {
-            if state == "running" {
-                (0, launches.then_some((instance_id, Named::Launch)))
-            } else {
-                // A stop or termination: the pass cleans up.
-                return {
-                    status.event(1);
-                    cleanup
-                };
-            }
-        }
-        Ok(Event::Finding { instance_id }) => {
-            (2, guardduty.then_some((instance_id, Named::GuardDuty)))
-        }
-        Ok(Event::Ignored(_)) => (3, None),
+    let (kind, named, pass_now) = match events::parse(body) {
+        Ok(Event::StateChange { instance_id, state }) if state == "running" => (
+            0,
+            launches.then_some((instance_id, Named::Launch)),
+            launches,
+        ),
+        // A stop or termination: the pass cleans up.
+        Ok(Event::StateChange { .. }) => (1, None, cleanup),
+        Ok(Event::Finding { instance_id }) => (
+            2,
+            guardduty.then_some((instance_id, Named::GuardDuty)),
+            guardduty,
+        ),
+        Ok(Event::Ignored(_)) => (3, None, false),
         Err(why) => {
             if status.events[4].load(Ordering::Relaxed) < MALFORMED_LOGGED {
                 eprintln!("sensor: enroll: dropping malformed message {id}: {why}");
             }
-            status.event(4);
-            return false;
+            (4, None, false)
         }
     };
     status.event(kind);
-    match named {
-        Some((instance, why)) => {
-            if let Err(e) = enroller.name_instance(&instance, why) {
-                eprintln!("sensor: enroll: {e}");
-            }
-            true
-        }
-        None => false,
+    if let Some((instance, why)) = named
+        && let Err(e) = enroller.name_instance(&instance, why)
+    {
+        eprintln!("sensor: enroll: {e}");
     }
+    pass_now
 }
 
 async fn run(cfg: EnrollConfig, status: Arc<EnrollStatus>, mut stop: watch::Receiver<bool>) {
@@ -213,9 +207,11 @@ async fn run(cfg: EnrollConfig, status: Arc<EnrollStatus>, mut stop: watch::Rece
             }
             continue;
         }
+        // The long poll ends before the HTTP exchange times out.
         let wait = next_pass
             .saturating_duration_since(Instant::now())
-            .min(MAX_WAIT);
+            .min(MAX_WAIT)
+            .min(cfg.request_timeout.saturating_sub(Duration::from_secs(1)));
         let received = {
             let queue = Queue::new(enroller.client(), &cfg.queue_url);
             unless_stopped(&mut stop, queue.receive(wait.as_secs() as u32, BATCH)).await
