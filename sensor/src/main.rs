@@ -40,6 +40,9 @@ enum Command {
     CheckConfig(sensor::config::CheckConfigArgs),
     /// Send captures to a sensor as AWS Traffic Mirroring (or a GWLB) would.
     Replay(sensor::replay::ReplayArgs),
+    /// Enroll instances in traffic mirroring toward this sensor: show the
+    /// plan, apply one pass, or show what the sensor owns.
+    Enroll(sensor::enroll::cli::EnrollArgs),
 }
 
 #[derive(clap::Args)]
@@ -97,6 +100,14 @@ fn main() -> ExitCode {
             }
             other => other.map(|()| ExitCode::SUCCESS),
         },
+        Command::Enroll(args) => sensor::enroll::cli::run(&args).map(|(text, clean)| {
+            print!("{text}");
+            if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
     };
     match result {
         Ok(code) => code,

@@ -412,6 +412,9 @@ pub struct LiveStats {
     /// Receive buffer size the kernel granted, per socket (bytes; the
     /// smallest seen).
     pub rcvbuf_bytes: AtomicU64,
+    /// The enrollment loop's state, when it runs (set before the health
+    /// endpoints start).
+    pub enroll: std::sync::OnceLock<Arc<crate::enroll::status::EnrollStatus>>,
 }
 
 impl LiveStats {
@@ -423,6 +426,7 @@ impl LiveStats {
             draining: AtomicBool::new(false),
             started: Instant::now(),
             rcvbuf_bytes: AtomicU64::new(0),
+            enroll: std::sync::OnceLock::new(),
         }
     }
 

@@ -9,7 +9,8 @@
 //! cfn-lint's own loader (`python3 -c 'import cfnlint'`), the same one the
 //! lint uses, rather than by a second YAML reader here.
 //!
-//! It does not talk to AWS: a resource's `Ref` renders as `<LogicalId>-id`,
+//! It does not talk to AWS: a resource's `Ref` renders as `<LogicalId>-id`
+//! (an SQS queue's as a queue URL ending in it),
 //! `Fn::GetAtt` as `<LogicalId>.<Attribute>`, and the pseudo parameters as
 //! fixed test values. Functions the stacks do not use fail the test.
 
@@ -175,7 +176,13 @@ impl<'a> Stack<'a> {
             self.resource(resource);
             return Value::String(format!("{resource}.{attribute}"));
         }
-        self.resource(name);
+        let resource = self.resource(name);
+        // An SQS queue's Ref is its URL (the sensor checks it is one).
+        if resource["Type"] == "AWS::SQS::Queue" {
+            return Value::String(format!(
+                "https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{name}-id"
+            ));
+        }
         Value::String(format!("{name}-id"))
     }
 

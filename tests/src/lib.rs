@@ -24,6 +24,7 @@
 // Test support: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod aws_proxy;
 pub mod boot_config;
 pub mod cfn;
 pub mod corpus;
@@ -31,6 +32,7 @@ pub mod expectations;
 pub mod flow;
 pub mod imds;
 pub mod live;
+pub mod moto;
 pub mod netns;
 pub mod packets;
 pub mod probe;

@@ -288,11 +288,18 @@ fn enrollment_settings_reach_the_sensor_or_refuse_to_boot_without_enrollment() {
     );
     let user_data = rendered_user_data(&stack);
     for line in [
+        "SENSOR_ENROLL_ENABLED=true".to_string(),
+        // The policy lets the sensors delete only what carries this value.
+        format!("SENSOR_ENROLL_OWNER_TAG_VALUE={}", cfn::STACK_NAME),
         format!("SENSOR_ENROLL_REGION={}", cfn::REGION),
         "SENSOR_ENROLL_TARGET_ID=MirrorTarget-id".to_string(),
         "SENSOR_ENROLL_FILTER_ID=MirrorFilter-id".to_string(),
         "SENSOR_ENROLL_SESSION_NUMBER=7".to_string(),
-        "SENSOR_ENROLL_QUEUE_URL=EventQueue-id".to_string(),
+        format!(
+            "SENSOR_ENROLL_QUEUE_URL=https://sqs.{}.amazonaws.com/{}/EventQueue-id",
+            cfn::REGION,
+            cfn::ACCOUNT_ID
+        ),
         "SENSOR_ENROLL_VPC_IDS=vpc-0a1b2c3d,vpc-4e5f6a7b".to_string(),
     ] {
         assert!(

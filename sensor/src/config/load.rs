@@ -38,6 +38,7 @@ pub(crate) struct ConfigFile {
     live: LiveConfig,
     health: HealthConfig,
     output: OutputConfig,
+    enroll: super::EnrollConfig,
 }
 
 impl From<ConfigFile> for SensorConfig {
@@ -54,6 +55,7 @@ impl From<ConfigFile> for SensorConfig {
             live: f.live,
             health: f.health,
             output: f.output,
+            enroll: f.enroll,
         }
     }
 }
@@ -70,6 +72,7 @@ impl From<SensorConfig> for ConfigFile {
             live: c.live,
             health: c.health,
             output: c.output,
+            enroll: c.enroll,
         }
     }
 }
@@ -267,6 +270,20 @@ fn env_value(text: &str, default: &Value) -> Result<Value, String> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
+        // A table of strings (`[enroll] tags`): `key=value` pairs separated
+        // by commas.
+        Value::Table(_) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    Ok((k.trim().to_string(), Value::String(v.trim().to_string())))
+                }
+                _ => Err(format!("{pair:?} is not key=value")),
+            })
+            .collect::<Result<Table, _>>()
+            .map(Value::Table),
         _ => Ok(Value::String(text.to_string())),
     }
 }

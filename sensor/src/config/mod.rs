@@ -9,12 +9,13 @@
 //! anything at packet time, bind sockets or open files.
 //!
 //! The file has one table per section — `[decap]`, `[defrag]`, `[flows]`,
-//! `[community_id]`, `[reassembly]`, `[dissect]`, `[live]`, `[health]`, `[output]` — whose keys are the
+//! `[community_id]`, `[reassembly]`, `[dissect]`, `[live]`, `[health]`, `[output]`, `[enroll]` — whose keys are the
 //! field names below; durations are strings such as `"10s"` or `"500ms"`,
 //! addresses strings such as `"0.0.0.0:4789"` or `"[::]:4789"`.
 //! `deploy/sensor.toml` lists every key with its default.
 
 mod args;
+pub mod enroll;
 mod forms;
 pub mod load;
 mod validate;
@@ -23,6 +24,7 @@ mod validate;
 mod tests;
 
 pub use args::{CheckConfigArgs, RunArgs};
+pub use enroll::EnrollConfig;
 pub use load::{ConfigError, check_config};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -292,6 +294,8 @@ pub struct SensorConfig {
     pub health: HealthConfig,
     /// Where records go.
     pub output: OutputConfig,
+    /// Enrollment of instances in traffic mirroring.
+    pub enroll: EnrollConfig,
 }
 
 /// Receive sockets and threads of the live appliance.

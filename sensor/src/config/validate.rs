@@ -131,7 +131,8 @@ impl SensorConfig {
         self.validate_pipeline()?;
         self.validate_live()?;
         self.validate_health()?;
-        self.validate_output()
+        self.validate_output()?;
+        self.enroll.check()
     }
 
     fn validate_pipeline(&self) -> Check {

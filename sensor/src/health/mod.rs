@@ -102,9 +102,13 @@ pub fn spawn(cfg: &HealthConfig, stats: Arc<LiveStats>) -> anyhow::Result<Health
         .collect::<std::io::Result<Vec<_>>>()
         .context("reading the TCP health-check addresses")?;
 
+    let enroll = stats.enroll.get().map(|e| Box::new(e.collector()));
     let monitor = Arc::new(Monitor::new(stats, cfg.clone()));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SensorCollector::new(Arc::clone(&monitor))));
+    if let Some(collector) = enroll {
+        registry.register_collector(collector);
+    }
     let app = AppState {
         monitor,
         registry: Arc::new(registry),

@@ -263,6 +263,15 @@ pub(crate) fn evaluate(
             cfg.max_drop_ratio
         ),
     });
+    // Enrollment never fails readiness: without AWS the sensor still
+    // receives what is already mirrored to it.
+    if let Some(enroll) = stats.enroll.get() {
+        checks.push(Check {
+            name: "enroll",
+            ok: true,
+            detail: enroll.readiness_detail(),
+        });
+    }
     Readiness { checks }
 }
 

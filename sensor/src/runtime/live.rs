@@ -316,6 +316,14 @@ impl Drop for LiveSensor {
 pub fn run(cfg: SensorConfig) -> anyhow::Result<()> {
     let signals = signals::Signals::install()?;
     let sensor = LiveSensor::start(&cfg)?;
+    // Stopped (and joined) when the function returns.
+    let _enroll = if cfg.enroll.enabled {
+        let status = Arc::new(crate::enroll::status::EnrollStatus::default());
+        let _ = sensor.stats().enroll.set(Arc::clone(&status));
+        crate::enroll::background::start(&cfg.enroll, status)?
+    } else {
+        None
+    };
     // Kept (serving) until the function returns, after the flush.
     let _health = match crate::health::spawn(&cfg.health, sensor.stats()) {
         Ok(h) => h,
