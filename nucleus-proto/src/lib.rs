@@ -12,6 +12,15 @@
 use serde::Serialize;
 use std::net::IpAddr;
 
+pub mod batch;
+pub mod community_id;
+pub mod convert;
+pub mod dns_names;
+pub mod frame;
+pub mod pb;
+
+pub use dns_names::Mnemonic;
+
 /// Every record the sensor emits. Each variant is boxed: records are
 /// hundreds of bytes, and the pipeline moves and sorts them by the
 /// thousand.
@@ -85,17 +94,6 @@ pub struct AppRecord<T> {
     /// The protocol's fields.
     #[serde(flatten)]
     pub body: T,
-}
-
-/// A registered name when there is one (`"AAAA"`, `"NXDOMAIN"`), the number
-/// otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Mnemonic {
-    /// The registered name.
-    Name(&'static str),
-    /// A value with no registered name.
-    Number(u16),
 }
 
 /// A DNS transaction: one query and its response, matched by transaction
