@@ -21,6 +21,11 @@ pub mod pb;
 
 pub use dns_names::Mnemonic;
 
+/// The version of the record schema (`proto/nucleus.proto`) this build
+/// writes, sent in the Hello. Raised only for a change an older receiver
+/// cannot ignore (PROTOCOL.md, "Versioning").
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Every record the sensor emits. Each variant is boxed: records are
 /// hundreds of bytes, and the pipeline moves and sorts them by the
 /// thousand.
