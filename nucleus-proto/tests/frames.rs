@@ -7,6 +7,9 @@
 //! review the diff of `nucleus-proto/tests/golden/` and say why in the
 //! commit: a change to existing bytes breaks deployed receivers.
 
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use common::{cid, frame_bytes, sample_frames, sample_records};

@@ -7,6 +7,9 @@
 //! The seeds are made by this file's ignored test `write_seeds`:
 //! `cargo test -p nucleus-proto --test fuzz_corpus -- --ignored write_seeds`.
 
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use common::{cid, frame_bytes, sample_frames, sample_records};

@@ -4,6 +4,9 @@
 //! table states, computed Community IDs and durations) and any other value
 //! the types can hold, which must travel in the fallback fields.
 
+// Test code: a failed expectation must stop the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use nucleus_proto::batch::{BatchLimits, Compression, block, decode_block, open, seal};
 use nucleus_proto::community_id::CommunityId;
 use nucleus_proto::dns_names::{opcode, rcode, rtype};
