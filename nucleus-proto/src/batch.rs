@@ -10,6 +10,7 @@
 //! `pb::Batch`; or the records. Does not: frame, send, or deduplicate.
 
 use crate::community_id::CommunityId;
+use crate::convert::columns::{from_columns, to_columns};
 use crate::convert::{ConvertError, Decoder, Encoder, WireRecord};
 use crate::{Record, pb};
 use prost::Message;
@@ -27,7 +28,7 @@ pub enum Compression {
 
 /// The exporter's default Zstandard level (measured with `wire-size`:
 /// see PROTOCOL.md).
-pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// Limits on what [`open`] accepts: each refuses a batch before the memory
 /// it would cost is spent.
@@ -127,17 +128,21 @@ pub fn block(records: &[Record], community_id: &CommunityId) -> pb::RecordBlock 
         community_id_hex: !community_id.base64(),
         ..Default::default()
     };
+    let mut flows = Vec::new();
     for r in records {
         let w = enc.record(r);
         b.kinds.push(w.kind() as u8);
         match w {
-            WireRecord::Flow(m) => b.flows.push(m),
+            WireRecord::Flow(m) => flows.push(m),
             WireRecord::Dns(m) => b.dns.push(m),
             WireRecord::Http(m) => b.http.push(m),
             WireRecord::Tls(m) => b.tls.push(m),
             WireRecord::Quic(m) => b.quic.push(m),
             WireRecord::Ssh(m) => b.ssh.push(m),
         }
+    }
+    if !flows.is_empty() {
+        b.flows = Some(to_columns(&flows));
     }
     b.tunnel_stacks = enc.into_tunnel_stacks();
     b
@@ -212,8 +217,9 @@ pub fn open(batch: &pb::Batch, limits: &BatchLimits) -> Result<Vec<Record>, Batc
 }
 
 /// Field numbers of RecordBlock's per-type lists, in `RecordKind` order
-/// (kind 1 is field 5).
+/// (kind 1, flows, is field 5: one FlowColumns message rather than a list).
 const FIRST_LIST_FIELD: u32 = 5;
+const FLOW_COLUMNS_FIELD: u32 = 5;
 const KINDS: usize = 6;
 const TUNNEL_STACKS_FIELD: u32 = 11;
 
@@ -225,6 +231,7 @@ struct Layout<'a> {
     hex: bool,
     kinds: &'a [u8],
     lists: [Vec<(usize, usize)>; KINDS],
+    flow_columns: Vec<(usize, usize)>,
     stacks: Vec<(usize, usize)>,
 }
 
@@ -256,6 +263,10 @@ fn layout(bytes: &[u8], max_records: u32) -> Result<Layout<'_>, BatchError> {
                         continue;
                     }
                     TUNNEL_STACKS_FIELD => &mut l.stacks,
+                    FLOW_COLUMNS_FIELD => {
+                        l.flow_columns.push(span);
+                        continue;
+                    }
                     t => match l.lists.get_mut((t - FIRST_LIST_FIELD) as usize) {
                         Some(list) => list,
                         None => continue,
@@ -276,6 +287,9 @@ fn layout(bytes: &[u8], max_records: u32) -> Result<Layout<'_>, BatchError> {
 /// Decodes a RecordBlock into domain records, in `kinds` order.
 pub fn decode_block(bytes: &[u8], max_records: u32) -> Result<Vec<Record>, BatchError> {
     let l = layout(bytes, max_records)?;
+    if l.kinds.len() > max_records as usize {
+        return Err(BatchError::TooManyRecords { limit: max_records });
+    }
     let listed: usize = l.lists.iter().map(Vec::len).sum();
     let mut named = [0usize; KINDS];
     for &k in l.kinds {
@@ -285,7 +299,13 @@ pub fn decode_block(bytes: &[u8], max_records: u32) -> Result<Vec<Record>, Batch
             .ok_or(BatchError::UnknownKind(k))?;
         *slot += 1;
     }
-    if named.iter().zip(&l.lists).any(|(n, list)| *n != list.len()) {
+    // Flows (kind 1) are counted by their columns, below.
+    if named
+        .iter()
+        .zip(&l.lists)
+        .skip(1)
+        .any(|(n, list)| *n != list.len())
+    {
         return Err(BatchError::KindsMismatch {
             kinds: l.kinds.len(),
             listed,
@@ -293,6 +313,14 @@ pub fn decode_block(bytes: &[u8], max_records: u32) -> Result<Vec<Record>, Batch
     }
     let seed = u16::try_from(l.seed).map_err(|_| BatchError::BadSeed(l.seed))?;
     let part = |(start, end): (usize, usize)| bytes.get(start..end).unwrap_or_default();
+    // Several occurrences of the columns merge, as protobuf says.
+    let mut columns = pb::FlowColumns::default();
+    for &span in &l.flow_columns {
+        columns.merge(part(span))?;
+    }
+    let mut flows = from_columns(columns, named[0])
+        .map_err(|source| BatchError::Record { index: 0, source })?
+        .into_iter();
     let stacks = l
         .stacks
         .iter()
@@ -304,15 +332,19 @@ pub fn decode_block(bytes: &[u8], max_records: u32) -> Result<Vec<Record>, Batch
     let mut out = Vec::with_capacity(l.kinds.len());
     for (index, &k) in l.kinds.iter().enumerate() {
         let i = usize::from(k) - 1;
-        let span = part(l.lists[i][next[i]]);
-        next[i] += 1;
-        let w = match i {
-            0 => WireRecord::Flow(pb::Flow::decode(span)?),
-            1 => WireRecord::Dns(pb::Dns::decode(span)?),
-            2 => WireRecord::Http(pb::Http::decode(span)?),
-            3 => WireRecord::Tls(pb::Tls::decode(span)?),
-            4 => WireRecord::Quic(pb::Quic::decode(span)?),
-            _ => WireRecord::Ssh(pb::Ssh::decode(span)?),
+        let w = if i == 0 {
+            // There are exactly named[0] rows.
+            WireRecord::Flow(flows.next().unwrap_or_default())
+        } else {
+            let span = part(l.lists[i][next[i]]);
+            next[i] += 1;
+            match i {
+                1 => WireRecord::Dns(pb::Dns::decode(span)?),
+                2 => WireRecord::Http(pb::Http::decode(span)?),
+                3 => WireRecord::Tls(pb::Tls::decode(span)?),
+                4 => WireRecord::Quic(pb::Quic::decode(span)?),
+                _ => WireRecord::Ssh(pb::Ssh::decode(span)?),
+            }
         };
         out.push(
             dec.record(w)

@@ -562,8 +562,8 @@ proptest! {
         f.duration = (f.end_ts.0.wrapping_sub(f.ts.0)) as f64 / 1e6;
         let records = [Record::Flow(f)];
         let b = block(&records, &cid);
-        let w = &b.flows[0];
-        prop_assert!(w.community_id.is_none() && w.duration.is_none() && w.uid_text.is_empty());
+        let w = b.flows.unwrap_or_default();
+        prop_assert!(w.community_id.is_empty() && w.duration.is_empty() && w.uid_text.is_empty());
         prop_assert_eq!(w.uid_packed.len(), 14);
         prop_assert_eq!(through_block(&cid, &records), records.to_vec());
     }

@@ -11,7 +11,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// Digits of a uid after its `C`.
 const UID_DIGITS: usize = 18;
 /// 62^18 < 2^108: the number fits in 14 bytes.
-const UID_PACKED_BYTES: usize = 14;
+pub(super) const UID_PACKED_BYTES: usize = 14;
 
 fn base62_digit(c: u8) -> Option<u128> {
     let d = match c {

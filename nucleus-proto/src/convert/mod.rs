@@ -13,6 +13,7 @@
 //! previous time and the Community ID settings of the block.
 
 mod app;
+pub(crate) mod columns;
 pub(crate) mod compact;
 mod flow;
 
@@ -44,6 +45,13 @@ pub enum ConvertError {
         field: &'static str,
         /// The value on the wire.
         value: u64,
+    },
+    /// A column whose length disagrees with the number of flows, or a
+    /// sparse column whose gaps run past the last flow.
+    #[error("flow column {field} does not fit the block's flows")]
+    BadColumn {
+        /// The column.
+        field: &'static str,
     },
     /// A packed uid that is not 14 bytes below 62^18.
     #[error("a packed uid of the wrong length or value")]
