@@ -197,6 +197,17 @@ async fn exchange(
     frames: &[Frame],
     want_acks: usize,
 ) -> Result<Vec<Frame>, String> {
+    exchange_as(addr, config, SCHEMA_VERSION, frames, want_acks).await
+}
+
+/// `exchange` with a Hello of `schema_version`.
+async fn exchange_as(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+    schema_version: u32,
+    frames: &[Frame],
+    want_acks: usize,
+) -> Result<Vec<Frame>, String> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let mut tls = connector
@@ -206,7 +217,7 @@ async fn exchange(
     let mut out = frame::preamble().to_vec();
     out.extend(frame_bytes(&Frame::Hello(pb::Hello {
         sensor_id: "sensor-test".into(),
-        schema_version: SCHEMA_VERSION,
+        schema_version,
         software_version: "test".into(),
     })));
     for f in frames {
@@ -228,6 +239,9 @@ async fn exchange(
         }
         reader.push(&buf[..n]);
         while let Some(f) = reader.next_frame().map_err(|e| e.to_string())? {
+            if let Frame::Error(e) = &f {
+                return Err(format!("error {}: {}", e.code, e.message));
+            }
             got.push(f);
         }
     }
@@ -384,6 +398,39 @@ fn a_client_refuses_a_receiver_of_an_unknown_ca() {
         "client: {e}\nreceiver: {}",
         r.wait_log(&["TLS handshake failed"])
     );
+}
+
+#[test]
+fn refusals_are_error_frames_that_name_the_cause() {
+    let dir = temp_dir("refusals");
+    let pki = Pki::new("test CA");
+    let r = Receiver::start(&dir, &dir.join("out"), &pki, false);
+    let rt = runtime();
+    let config = || client_config(&pki.ca_pem(), None);
+    let newer = rt.block_on(exchange_as(r.addr, config(), SCHEMA_VERSION + 1, &[], 1));
+    let code = pb::ErrorCode::UnsupportedVersion as i32;
+    assert_eq!(
+        newer.unwrap_err(),
+        format!(
+            "error {code}: schema version {} is newer than this receiver's {SCHEMA_VERSION}",
+            SCHEMA_VERSION + 1
+        )
+    );
+    // A batch whose payload is not its declared block.
+    let Frame::Batch(mut b) = batch(0, &sample_records()) else {
+        unreachable!()
+    };
+    b.block_bytes += 1;
+    let bad = rt
+        .block_on(exchange(r.addr, config(), &[Frame::Batch(b)], 1))
+        .unwrap_err();
+    let code = pb::ErrorCode::Malformed as i32;
+    assert!(
+        bad.starts_with(&format!("error {code}: batch (epoch 5, sequence 0)")),
+        "{bad}"
+    );
+    r.wait_log(&["refused: batch (epoch 5, sequence 0)"]);
+    assert!(!dir.join("out/flow.jsonl").exists());
 }
 
 #[test]
