@@ -104,6 +104,10 @@ struct Receiver {
 
 impl Receiver {
     fn start(dir: &Path, out: &Path, pki: &Pki, client_ca: bool) -> Self {
+        Self::start_with(dir, out, pki, client_ca, &[])
+    }
+
+    fn start_with(dir: &Path, out: &Path, pki: &Pki, client_ca: bool, extra: &[&str]) -> Self {
         let server = pki.issue(&["localhost", "127.0.0.1"]);
         std::fs::write(dir.join("server.pem"), &server.cert_pem).unwrap();
         std::fs::write(dir.join("server.key"), &server.key_pem).unwrap();
@@ -119,6 +123,7 @@ impl Receiver {
         if client_ca {
             cmd.arg("--client-ca").arg(dir.join("ca.pem"));
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -431,6 +436,37 @@ fn refusals_are_error_frames_that_name_the_cause() {
     );
     r.wait_log(&["refused: batch (epoch 5, sequence 0)"]);
     assert!(!dir.join("out/flow.jsonl").exists());
+}
+
+#[test]
+fn connections_are_capped_and_silent_ones_closed() {
+    let dir = temp_dir("caps");
+    let pki = Pki::new("test CA");
+    let extra = ["--max-connections", "1", "--idle-timeout", "1s"];
+    let r = Receiver::start_with(&dir, &dir.join("out"), &pki, false, &extra);
+    let rt = runtime();
+    let frames = [batch(0, &sample_records())];
+    // A peer that connects and says nothing holds the one connection.
+    let silent = std::net::TcpStream::connect(r.addr).unwrap();
+    r.wait_log(&[&format!("{}: connected", silent.local_addr().unwrap())]);
+    let refused = rt.block_on(exchange(
+        r.addr,
+        client_config(&pki.ca_pem(), None),
+        &frames,
+        1,
+    ));
+    assert!(refused.is_err(), "{refused:?}");
+    r.wait_log(&["refused: 1 connections already open"]);
+    // After a second of silence it is closed, and the next sensor gets in.
+    r.wait_log(&["TLS handshake timed out"]);
+    rt.block_on(exchange(
+        r.addr,
+        client_config(&pki.ca_pem(), None),
+        &frames,
+        1,
+    ))
+    .unwrap();
+    drop(silent);
 }
 
 #[test]

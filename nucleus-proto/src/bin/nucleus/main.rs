@@ -66,6 +66,12 @@ struct ServeArgs {
     /// This receiver's name, sent in its Hello.
     #[arg(long, default_value = "nucleus")]
     name: String,
+    /// Most connections at once; more are closed at once, and logged.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// A connection silent this long (handshake included) is closed.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    idle_timeout: std::time::Duration,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -119,6 +125,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let settings = session::Settings {
         name: args.name,
+        max_connections: args.max_connections,
+        idle_timeout: args.idle_timeout,
         max_frame_bytes: args.limits.max_frame_bytes,
         batch: args.limits.batch(),
     };

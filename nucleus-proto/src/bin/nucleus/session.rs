@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nucleus_proto::batch::{BatchError, BatchLimits, open};
@@ -11,6 +12,8 @@ use nucleus_proto::{SCHEMA_VERSION, pb};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
 use crate::store::{Outcome, Store};
@@ -20,6 +23,10 @@ use crate::store::{Outcome, Store};
 pub struct Settings {
     /// Sent in the receiver's Hello.
     pub name: String,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Longest silence of a peer (TLS handshake included).
+    pub idle_timeout: Duration,
     /// Largest frame accepted.
     pub max_frame_bytes: u32,
     /// Limits on each batch.
@@ -39,6 +46,7 @@ pub async fn serve(
         .with_context(|| format!("listening on {listen}"))?;
     eprintln!("nucleus: listening on {}", listener.local_addr()?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
     let settings = Arc::new(settings);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -52,11 +60,21 @@ pub async fn serve(
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            eprintln!(
+                "nucleus: {peer}: refused: {} connections already open (--max-connections)",
+                settings.max_connections
+            );
+            continue;
+        };
+        eprintln!("nucleus: {peer}: connected");
         let (acceptor, store, settings) = (acceptor.clone(), store.clone(), settings.clone());
         tokio::spawn(async move {
-            match acceptor.accept(tcp).await {
-                Err(e) => eprintln!("nucleus: {peer}: TLS handshake failed: {e}"),
-                Ok(tls) => match session(tls, &store, &settings).await {
+            let _permit = permit;
+            match timeout(settings.idle_timeout, acceptor.accept(tcp)).await {
+                Err(_) => eprintln!("nucleus: {peer}: TLS handshake timed out"),
+                Ok(Err(e)) => eprintln!("nucleus: {peer}: TLS handshake failed: {e}"),
+                Ok(Ok(tls)) => match session(tls, &store, &settings).await {
                     Ok(sensor) => eprintln!("nucleus: {peer}: {sensor} closed the connection"),
                     Err(e) => eprintln!("nucleus: {peer}: {e:#}"),
                 },
@@ -185,7 +203,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-        let n = s.read(&mut buf).await?;
+        let n = timeout(settings.idle_timeout, s.read(&mut buf))
+            .await
+            .map_err(|_| anyhow::anyhow!("silent for {:?}: closing", settings.idle_timeout))??;
         if n == 0 {
             return Ok(sensor.unwrap_or_else(|| "a sensor with no hello".to_string()));
         }
