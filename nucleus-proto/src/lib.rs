@@ -12,6 +12,20 @@
 use serde::Serialize;
 use std::net::IpAddr;
 
+pub mod batch;
+pub mod community_id;
+pub mod convert;
+pub mod dns_names;
+pub mod frame;
+pub mod pb;
+
+pub use dns_names::Mnemonic;
+
+/// The version of the record schema (`proto/nucleus.proto`) this build
+/// writes, sent in the Hello. Raised only for a change an older receiver
+/// cannot ignore (PROTOCOL.md, "Versioning").
+pub const SCHEMA_VERSION: u32 = 1;
+
 mod json;
 
 /// Every record the sensor emits. Each variant is boxed: records are
@@ -89,17 +103,6 @@ pub struct AppRecord<T> {
     /// The protocol's fields.
     #[serde(flatten)]
     pub body: T,
-}
-
-/// A registered name when there is one (`"AAAA"`, `"NXDOMAIN"`), the number
-/// otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Mnemonic {
-    /// The registered name.
-    Name(&'static str),
-    /// A value with no registered name.
-    Number(u16),
 }
 
 /// A DNS transaction: one query and its response, matched by transaction
