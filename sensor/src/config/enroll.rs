@@ -45,6 +45,10 @@ pub struct EnrollConfig {
     pub tags: BTreeMap<String, String>,
     /// Tags of which an instance must carry at least one (OR), when not empty.
     pub tags_any: BTreeMap<String, String>,
+    /// Tags that keep an instance out whatever else says (also out of
+    /// GuardDuty-driven enrollment): the sensors themselves, whose traffic
+    /// is mirrored traffic and must never be mirrored back to them.
+    pub tags_exclude: BTreeMap<String, String>,
     /// Mirror every attached interface, not only the primary (device index 0).
     pub all_enis: bool,
     /// Existing traffic mirror target id; when empty the sensor
@@ -116,6 +120,10 @@ impl Default for EnrollConfig {
             subnet_ids: Vec::new(),
             tags: BTreeMap::new(),
             tags_any: BTreeMap::new(),
+            tags_exclude: BTreeMap::from([(
+                "mirror-sensor:role".to_string(),
+                "sensor".to_string(),
+            )]),
             all_enis: false,
             target_id: String::new(),
             target_nlb_arn: String::new(),

@@ -22,8 +22,20 @@ fn tag_matches(tags: &BTreeMap<String, String>, key: &str, want: &str) -> bool {
     tags.get(key).is_some_and(|v| want == "*" || v == want)
 }
 
+/// Why `i` must never be mirrored (it carries a `tags_exclude` tag: a
+/// sensor), or `None`.
+pub fn excluded(cfg: &EnrollConfig, i: &Instance) -> Option<String> {
+    cfg.tags_exclude
+        .iter()
+        .find(|(k, v)| tag_matches(&i.tags, k, v))
+        .map(|(k, v)| format!("tag {k}={v} excludes it"))
+}
+
 /// Why `i` is out of scope, or `None` when it is in.
 pub fn out_of_scope(cfg: &EnrollConfig, i: &Instance) -> Option<String> {
+    if let Some(why) = excluded(cfg, i) {
+        return Some(why);
+    }
     if !cfg.vpc_ids.is_empty() && !cfg.vpc_ids.contains(&i.vpc_id) {
         return Some(format!("VPC {} not in scope", i.vpc_id));
     }

@@ -16,7 +16,9 @@
 //! another target or filter, it is deleted (mode `cleanup`). A session
 //! without the ownership tag is never deleted nor counted as ours.
 
-pub use super::desired::{client_token, out_of_scope, owned, resolve_filter, resolve_target};
+pub use super::desired::{
+    client_token, excluded, out_of_scope, owned, resolve_filter, resolve_target,
+};
 use super::ec2::{Instance, MirrorFilter, MirrorSession, MirrorTarget, TargetSpec};
 use crate::config::EnrollConfig;
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,7 +177,9 @@ pub fn plan(
     let mut keep: BTreeMap<&str, (&Instance, Option<&'static str>)> = BTreeMap::new();
     let mut unwanted: BTreeMap<&str, String> = BTreeMap::new();
     for i in &o.instances {
-        let flagged = cfg.mode("guardduty") && named.get(&i.id) == Some(&Named::GuardDuty);
+        let flagged = cfg.mode("guardduty")
+            && named.get(&i.id) == Some(&Named::GuardDuty)
+            && excluded(cfg, i).is_none();
         let scope = out_of_scope(cfg, i);
         let mut enis: Vec<_> = i
             .enis

@@ -201,6 +201,28 @@ fn refused_interfaces_wait_before_being_asked_again() {
 }
 
 #[test]
+fn sensors_are_never_mirrored_not_even_for_a_finding() {
+    let mut c = cfg();
+    c.modes = vec!["existing".into(), "guardduty".into(), "cleanup".into()];
+    let sensor = instance("i-s", "vpc-a", &[("mirror-sensor:role", "sensor")]);
+    assert_eq!(
+        out_of_scope(&c, &sensor).as_deref(),
+        Some("tag mirror-sensor:role=sensor excludes it")
+    );
+    let o = Observed {
+        instances: vec![sensor, instance("i-w", "vpc-a", &[])],
+        sessions: vec![session("tms-1", "eni-i-s-a", 1, true)],
+        ..Observed::default()
+    };
+    let named = BTreeMap::from([("i-s".to_string(), Named::GuardDuty)]);
+    let p = plan(&c, &o, &named, &BTreeMap::new(), SystemTime::now()).unwrap();
+    // The workload is enrolled; the sensor is not, and the session an older
+    // configuration gave it is removed.
+    assert_eq!(p.creates.len(), 1);
+    assert_eq!(p.deletes.len(), 1);
+}
+
+#[test]
 fn guardduty_findings_enroll_out_of_scope_instances() {
     let mut c = cfg();
     c.vpc_ids = vec!["vpc-a".into()];
