@@ -516,6 +516,10 @@ pub struct TlsRecord {
     /// JA3S of that HelloRetryRequest (`ja3s` is the final ServerHello's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hello_retry_ja3s: Option<String>,
+    /// DTLS: JA3 of the client's first ClientHello when the server made it
+    /// retry and the retried one (in `ja3`) differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_hello_ja3: Option<String>,
     /// The ClientHello carried an encrypted_client_hello extension.
     pub ech: bool,
     /// The highest version the client offered (`TLSv13`, ...).

@@ -398,13 +398,21 @@ fn tls_body() -> BoxedStrategy<TlsRecord> {
             any::<u32>(),
             opt_text(),
             opt_text(),
+            opt_text(),
         ),
     )
         .prop_map(
             |(
                 (version, sni, alpn, alpn_selected, cipher, ja3),
                 (ja3_string, ja3s, ja3s_string, ja4, b, certs),
-                (client_version, alerts, alerts_total, last_alert, hello_retry_ja3s),
+                (
+                    client_version,
+                    alerts,
+                    alerts_total,
+                    last_alert,
+                    hello_retry_ja3s,
+                    first_hello_ja3,
+                ),
             )| TlsRecord {
                 version,
                 sni,
@@ -421,6 +429,7 @@ fn tls_body() -> BoxedStrategy<TlsRecord> {
                 established: b[1],
                 hello_retry_request: b[2],
                 hello_retry_ja3s,
+                first_hello_ja3,
                 ech: b[3],
                 client_version,
                 alerts,

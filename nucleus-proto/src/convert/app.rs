@@ -215,6 +215,7 @@ pub(super) fn encode_tls(e: &mut Encoder, a: &AppRecord<TlsRecord>) -> pb::Tls {
         established: b.established,
         hello_retry_request: b.hello_retry_request,
         hello_retry_ja3s: b.hello_retry_ja3s,
+        first_hello_ja3: b.first_hello_ja3,
         ech: b.ech,
         client_version: b.client_version,
         alerts: b
@@ -251,6 +252,7 @@ pub(super) fn decode_tls(
         established: w.established,
         hello_retry_request: w.hello_retry_request,
         hello_retry_ja3s: w.hello_retry_ja3s,
+        first_hello_ja3: w.first_hello_ja3,
         ech: w.ech,
         client_version: w.client_version,
         alerts: w

@@ -230,14 +230,21 @@ impl Dtls {
             // A retransmission, or a hello after the final ServerHello.
             return;
         }
+        let retried = self.client_hello;
         self.retry_asked = false;
         self.client_hello = true;
         self.ts_us.get_or_insert(cx.ts_us);
         let r = &mut self.rec;
+        let ja3 = ch.ja3();
+        if retried && r.ja3.as_ref().is_some_and(|first| *first != ja3) {
+            // The hello the server made the client retry (a DTLS 1.3 cookie
+            // adds an extension): its fingerprint is kept beside the new one.
+            r.first_hello_ja3 = r.ja3.take();
+        }
         r.sni = ch.sni.clone();
         r.alpn = ch.alpn_strings();
         r.ja3_string = Some(ch.ja3_string());
-        r.ja3 = Some(ch.ja3());
+        r.ja3 = Some(ja3);
         r.ja4 = Some(ch.ja4(false));
         r.ech = ch.ech;
         r.client_version = Some(hello::version_name(ch.max_version()));
