@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod community_id;
+mod index;
 pub mod key;
 pub mod reassembly;
 mod state;

@@ -6,6 +6,7 @@
 
 use super::app::{AppShared, AppState, Outcome};
 use super::community_id::CommunityId;
+use super::index::{FlowIndex, IndexEntry};
 use super::key::{FlowKey, PacketTuple};
 use super::reassembly::Segment;
 use super::state::{
@@ -22,7 +23,7 @@ use crate::metrics::{Counters, Drop};
 use crate::packet::Direction;
 use arrayvec::ArrayVec;
 use foldhash::fast::FixedState;
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 use nucleus_proto::Record;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -32,12 +33,8 @@ use std::sync::Arc;
 pub struct FlowTable {
     cfg: FlowConfig,
     hasher: FixedState,
-    /// Every key of every flow (its own and its aliases) → its slot. The
-    /// entries hold no key: the key is read from the flow, which a lookup
-    /// visits next anyway, so the table is 8 bytes an entry instead of 64
-    /// and stays in the cache.
-    index: HashTable<IndexEntry>,
-    index_hasher: FixedState,
+    /// Every key of every flow (its own and its aliases) → its slot.
+    index: FlowIndex,
     by_tuple: HashMap<FlowKey, u32, FixedState>,
     /// Boxed: a flow is about a kilobyte, and the slot vector grows with
     /// the number of concurrent flows (no kilobyte moves on each doubling).
@@ -65,23 +62,6 @@ pub struct FlowTable {
 /// interleave; a few dozen cover a busy sensor's, and a miss only costs
 /// an allocation).
 const SHARED_LAYERS: usize = 32;
-
-/// An entry of `FlowTable::index`: a flow's slot and which of its keys the
-/// entry stands for (0: its own key; i: its alias i - 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IndexEntry {
-    slot: u32,
-    key: u8,
-}
-
-/// The key an index entry stands for, read from its flow.
-fn entry_key(slots: &[Option<Box<Flow>>], e: IndexEntry) -> Option<&FlowKey> {
-    let flow = slots.get(e.slot as usize)?.as_deref()?;
-    match e.key {
-        0 => Some(&flow.key),
-        i => flow.aliases.get(usize::from(i) - 1),
-    }
-}
 
 /// `FlowConfig`'s durations in microseconds of packet time.
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +98,7 @@ impl FlowTable {
         let seed = 0x6d69_7272_6f72;
         Self {
             hasher: FixedState::with_seed(seed),
-            index: HashTable::new(),
-            index_hasher: FixedState::with_seed(seed ^ 1),
+            index: FlowIndex::new(seed ^ 1),
             by_tuple: HashMap::with_hasher(FixedState::with_seed(seed ^ 2)),
             slots: Vec::new(),
             free: Vec::new(),
@@ -228,7 +207,7 @@ impl FlowTable {
             }),
             _ => None,
         };
-        let mut slot = self.index_get(&key);
+        let mut slot = self.index.get(&self.slots, &key);
         if let Some(s) = slot {
             // A flow that ended between two sweeps (idle past its timeout at
             // this packet's time), or whose 5-tuple a new SYN reuses (Zeek's
@@ -466,7 +445,8 @@ impl FlowTable {
             flow.add_vantage(vantage, counters);
             flow.last_us = flow.last_us.max(ts_us);
             counters.duplicate_vantage_packets += 1;
-            self.index_insert(&key, IndexEntry { slot, key: which });
+            self.index
+                .insert(&self.slots, &key, IndexEntry { slot, key: which });
             return Adoption::Duplicate;
         }
         let answers = tuple.src == flow.resp && tuple.dst == flow.orig;
@@ -476,7 +456,8 @@ impl FlowTable {
         {
             flow.aliases.push(key);
             let which = flow.aliases.len() as u8;
-            self.index_insert(&key, IndexEntry { slot, key: which });
+            self.index
+                .insert(&self.slots, &key, IndexEntry { slot, key: which });
             return Adoption::Alias(slot);
         }
         Adoption::None
@@ -554,7 +535,8 @@ impl FlowTable {
                 s
             }
         };
-        self.index_insert(&key, IndexEntry { slot, key: 0 });
+        self.index
+            .insert(&self.slots, &key, IndexEntry { slot, key: 0 });
         if key.domain != 0 {
             self.by_tuple.entry(key.without_domain()).or_insert(slot);
         }
@@ -594,43 +576,6 @@ impl FlowTable {
             if due {
                 self.end(slot, out, counters);
             }
-        }
-    }
-
-    /// The slot of the flow with key `key`.
-    fn index_get(&self, key: &FlowKey) -> Option<u32> {
-        let hash = self.index_hasher.hash_one(key);
-        self.index
-            .find(hash, |e| entry_key(&self.slots, *e) == Some(key))
-            .map(|e| e.slot)
-    }
-
-    /// Adds an entry for `key`, which must be absent and already stored in
-    /// the flow (as its key or its alias `entry.key`).
-    fn index_insert(&mut self, key: &FlowKey, entry: IndexEntry) {
-        let hash = self.index_hasher.hash_one(key);
-        let Self {
-            index,
-            slots,
-            index_hasher,
-            ..
-        } = self;
-        index.insert_unique(hash, entry, |e| {
-            entry_key(slots, *e).map_or(0, |k| index_hasher.hash_one(k))
-        });
-    }
-
-    /// Removes the entry of the flow in `slot` for its key `which`.
-    fn index_remove(&mut self, slot: u32, which: u8) {
-        let Some(key) = entry_key(&self.slots, IndexEntry { slot, key: which }).copied() else {
-            return;
-        };
-        let hash = self.index_hasher.hash_one(key);
-        let Self { index, slots, .. } = self;
-        if let Ok(found) = index.find_entry(hash, |e| {
-            e.slot == slot && e.key == which && entry_key(slots, *e) == Some(&key)
-        }) {
-            found.remove();
         }
     }
 
@@ -678,7 +623,7 @@ impl FlowTable {
             .and_then(Option::as_deref)
             .map_or(0, |f| 1 + f.aliases.len());
         for which in 0..keys {
-            self.index_remove(slot as u32, which as u8);
+            self.index.remove(&self.slots, slot as u32, which as u8);
         }
         let Some(mut flow) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
