@@ -66,6 +66,7 @@ pub(crate) fn serialize_timestamp<S: Serializer>(micros: i64, s: S) -> Result<S:
 
 /// Serialises an address as its usual text form: IPv4 digit by digit,
 /// IPv6 through `Display` (its zero compression is not worth repeating).
+/// For `#[serde(serialize_with)]` on address fields.
 pub(crate) fn serialize_ip<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
     match ip {
         IpAddr::V4(v4) => {
@@ -91,11 +92,6 @@ pub(crate) fn serialize_ip<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S:
         }
         IpAddr::V6(_) => s.collect_str(ip),
     }
-}
-
-/// For `#[serde(serialize_with)]` on address fields.
-pub(crate) fn ip<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
-    serialize_ip(ip, s)
 }
 
 #[cfg(test)]

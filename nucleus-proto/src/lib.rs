@@ -75,12 +75,12 @@ pub struct FlowRef {
     /// Transport protocol.
     pub proto: Proto,
     /// Originator address.
-    #[serde(serialize_with = "json::ip")]
+    #[serde(serialize_with = "json::serialize_ip")]
     pub src_ip: IpAddr,
     /// Originator port.
     pub src_port: u16,
     /// Responder address.
-    #[serde(serialize_with = "json::ip")]
+    #[serde(serialize_with = "json::serialize_ip")]
     pub dst_ip: IpAddr,
     /// Responder port.
     pub dst_port: u16,
@@ -270,10 +270,10 @@ pub enum TunnelLayer {
         /// VXLAN network identifier (the mirror session's VirtualNetworkId).
         vni: u32,
         /// Outer source address (the mirrored ENI's primary IP on AWS).
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
     /// GENEVE (RFC 8926), as a Gateway Load Balancer sends it.
@@ -281,10 +281,10 @@ pub enum TunnelLayer {
         /// Virtual network identifier.
         vni: u32,
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
         /// The AWS Gateway Load Balancer options (class 0x0108), when present.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,10 +308,10 @@ pub enum TunnelLayer {
     /// Generic Routing Encapsulation (RFC 2784/2890), without ERSPAN.
     Gre {
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
         /// The GRE protocol type of the payload.
         protocol: u16,
@@ -330,37 +330,37 @@ pub enum TunnelLayer {
         #[serde(skip_serializing_if = "Option::is_none")]
         vlan: Option<u16>,
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
     /// IP directly in IP (IPv4 protocol 4 or 41, IPv6 next header 4 or 41).
     IpInIp {
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
     /// Teredo: IPv6 in UDP (RFC 4380).
     Teredo {
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
     /// AYIYA: IP in UDP.
     Ayiya {
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
     /// GTP-U: a mobile network's user plane.
@@ -368,10 +368,10 @@ pub enum TunnelLayer {
         /// Tunnel endpoint id.
         teid: u32,
         /// Outer source address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_src: IpAddr,
         /// Outer destination address.
-        #[serde(serialize_with = "json::ip")]
+        #[serde(serialize_with = "json::serialize_ip")]
         outer_dst: IpAddr,
     },
 }
@@ -418,12 +418,12 @@ pub struct FlowRecord {
     /// Transport protocol.
     pub proto: Proto,
     /// Originator address (the side that sent the first packet, or the SYN).
-    #[serde(serialize_with = "json::ip")]
+    #[serde(serialize_with = "json::serialize_ip")]
     pub src_ip: IpAddr,
     /// Originator port (ICMP: the type).
     pub src_port: u16,
     /// Responder address.
-    #[serde(serialize_with = "json::ip")]
+    #[serde(serialize_with = "json::serialize_ip")]
     pub dst_ip: IpAddr,
     /// Responder port (ICMP: the code).
     pub dst_port: u16,
