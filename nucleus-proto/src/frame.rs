@@ -167,6 +167,26 @@ pub fn encode(frame: &Frame, max: u32, out: &mut Vec<u8>) -> Result<(), FrameErr
     Ok(())
 }
 
+/// Appends a frame of type `frame_type` whose payload is already encoded
+/// (a spooled batch is kept as its protobuf bytes and sent as they are);
+/// refuses a payload over `max`.
+pub fn encode_raw(
+    frame_type: FrameType,
+    payload: &[u8],
+    max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let len32 = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    if len32 > max {
+        return Err(FrameError::TooLarge { len: len32, max });
+    }
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&len32.to_be_bytes());
+    out.push(frame_type as u8);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
 /// Decodes the frame at the front of `buf`: `Ok(None)` until it is all in,
 /// then the frame and the bytes it took. The length is checked against
 /// `max` as soon as the header is in.

@@ -8,9 +8,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use nucleus_proto::community_id::CommunityId;
 use sensor::config::SensorConfig;
 use sensor::metrics::Counters;
-use sensor::record::{DiscardSink, JsonLinesSink, RecordSink};
+use sensor::record::{DiscardSink, JsonLinesSink, RecordSink, TeeSink};
 use sensor::runtime::offline::{RunSummary, run_files};
 use std::fs::File;
 use std::io::Write;
@@ -79,6 +80,9 @@ struct PcapArgs {
     /// Most flows tracked at once per worker.
     #[arg(long)]
     max_flows: Option<usize>,
+    /// Export to a Nucleus (as well as, or instead of, --json).
+    #[command(flatten)]
+    nucleus: sensor::config::NucleusArgs,
 }
 
 fn main() -> ExitCode {
@@ -120,8 +124,11 @@ fn main() -> ExitCode {
 
 fn pcap(args: PcapArgs) -> Result<ExitCode> {
     let env = sensor::config::load::process_env()?;
-    let no_flags = sensor::config::RunArgs::default();
-    let mut full = SensorConfig::from_sources(args.config.as_deref(), &env, &no_flags)?;
+    let flags = sensor::config::RunArgs {
+        nucleus: args.nucleus.clone(),
+        ..Default::default()
+    };
+    let mut full = SensorConfig::from_sources(args.config.as_deref(), &env, &flags)?;
     let cfg = &mut full.pipeline;
     if let Some(seed) = args.community_id_seed {
         cfg.community_id.seed = seed;
@@ -144,26 +151,39 @@ fn pcap(args: PcapArgs) -> Result<ExitCode> {
     full.validate()?;
     let cfg = &full.pipeline;
     let workers = usize::from(args.workers);
-    let summary = match args.json.as_deref() {
-        Some("-") => run_files(
-            &args.files,
-            cfg,
-            workers,
-            &mut JsonLinesSink::new(std::io::stdout()),
-        )?,
+    let json: Option<Box<dyn RecordSink + Send>> = match args.json.as_deref() {
+        Some("-") => Some(Box::new(JsonLinesSink::new(std::io::stdout()))),
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating {path}"))?;
-            run_files(&args.files, cfg, workers, &mut JsonLinesSink::new(f))?
+            Some(Box::new(JsonLinesSink::new(f)))
         }
-        None => run_files(
-            &args.files,
-            cfg,
-            workers,
-            &mut DiscardSink as &mut (dyn RecordSink + Send),
-        )?,
+        None => None,
     };
+    let exporter = if full.nucleus.enabled() {
+        let c = &cfg.community_id;
+        Some(sensor::export::start(
+            &full.nucleus,
+            CommunityId::new(c.seed, c.base64),
+        )?)
+    } else {
+        None
+    };
+    let export_status = exporter.as_ref().map(sensor::export::NucleusSink::status);
+    let mut sink: Box<dyn RecordSink + Send> = match (json, exporter) {
+        (Some(first), Some(e)) => Box::new(TeeSink {
+            first,
+            second: Box::new(e),
+        }),
+        (Some(j), None) => j,
+        (None, Some(e)) => Box::new(e),
+        (None, None) => Box::new(DiscardSink),
+    };
+    let summary = run_files(&args.files, cfg, workers, sink.as_mut())?;
     if args.stats {
         print_stats(&summary);
+        if let Some(s) = &export_status {
+            eprint!("{}", s.summary());
+        }
     }
     for e in &summary.file_errors {
         eprintln!("sensor: {e}");

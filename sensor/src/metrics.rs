@@ -415,6 +415,8 @@ pub struct LiveStats {
     /// The enrollment loop's state, when it runs (set before the health
     /// endpoints start).
     pub enroll: std::sync::OnceLock<Arc<crate::enroll::status::EnrollStatus>>,
+    /// The Nucleus exporter's state, when it runs.
+    pub export: std::sync::OnceLock<Arc<crate::export::status::ExportStatus>>,
 }
 
 impl LiveStats {
@@ -427,6 +429,7 @@ impl LiveStats {
             started: Instant::now(),
             rcvbuf_bytes: AtomicU64::new(0),
             enroll: std::sync::OnceLock::new(),
+            export: std::sync::OnceLock::new(),
         }
     }
 

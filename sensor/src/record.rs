@@ -2,8 +2,9 @@
 //!
 //! Owns: the JSON-lines view and the order records are written in (by start
 //! time, then uid, within each sweep of the packet clock). Input: records
-//! from the flow stage. Output: bytes to a file or stdout (the Nucleus
-//! exporter plugs in here later). Does not: build records.
+//! from the flow stage. Output: bytes to a file or stdout, or (through
+//! [`TeeSink`]) those and the Nucleus exporter (`export::NucleusSink`).
+//! Does not: build records.
 
 use nucleus_proto::Record;
 use std::fs::{File, OpenOptions};
@@ -14,8 +15,61 @@ use std::path::{Path, PathBuf};
 pub trait RecordSink {
     /// Writes a batch of records (already in output order).
     fn write_batch(&mut self, records: &[Record]) -> io::Result<()>;
+    /// Writes records the caller gives away (a sink that keeps records,
+    /// like the exporter, takes them without copying).
+    fn write_owned(&mut self, records: Vec<Record>) -> io::Result<()> {
+        self.write_batch(&records)
+    }
     /// Flushes buffered output.
     fn flush(&mut self) -> io::Result<()>;
+    /// Lets time-driven work happen (a batch sealed by age); the owner
+    /// calls it at least every 100 ms while records may be pending.
+    fn tick(&mut self) {}
+    /// Ends the output: flushes, and delivers or reports what is pending.
+    fn close(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/// Two sinks fed the same records: JSON lines and the Nucleus exporter.
+/// A failure of one does not keep records from the other; the first
+/// error is returned.
+pub struct TeeSink {
+    /// Gets each batch by reference.
+    pub first: Box<dyn RecordSink + Send>,
+    /// Gets each batch by value, after `first`.
+    pub second: Box<dyn RecordSink + Send>,
+}
+
+impl RecordSink for TeeSink {
+    fn write_batch(&mut self, records: &[Record]) -> io::Result<()> {
+        let a = self.first.write_batch(records);
+        let b = self.second.write_batch(records);
+        a.and(b)
+    }
+
+    fn write_owned(&mut self, records: Vec<Record>) -> io::Result<()> {
+        let a = self.first.write_batch(&records);
+        let b = self.second.write_owned(records);
+        a.and(b)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let a = self.first.flush();
+        let b = self.second.flush();
+        a.and(b)
+    }
+
+    fn tick(&mut self) {
+        self.first.tick();
+        self.second.tick();
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        let a = self.first.close();
+        let b = self.second.close();
+        a.and(b)
+    }
 }
 
 /// Sorts one sweep's records into output order: start time, then uid.

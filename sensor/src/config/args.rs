@@ -64,6 +64,64 @@ pub struct RunArgs {
     /// Most flows tracked at once per worker [default: 1000000].
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<usize>,
+    /// Export to a Nucleus.
+    #[command(flatten)]
+    pub nucleus: NucleusArgs,
+}
+
+/// Flags of the Nucleus exporter, shared by `sensor run` and `sensor pcap`
+/// (the `[nucleus]` keys of the same names).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NucleusArgs {
+    /// Send records to the Nucleus at HOST:PORT over TLS (`sensor run` then
+    /// writes no JSON unless --json or output.json asks for it).
+    #[arg(long, value_name = "HOST:PORT", requires = "nucleus_ca")]
+    pub nucleus: Option<String>,
+    /// CA certificates (PEM) that the Nucleus's certificate must chain to.
+    #[arg(long = "nucleus-ca", value_name = "FILE")]
+    pub nucleus_ca: Option<PathBuf>,
+    /// This sensor's certificate chain (PEM), for a Nucleus requiring mutual
+    /// TLS.
+    #[arg(long = "nucleus-cert", value_name = "FILE", requires = "nucleus_key")]
+    pub nucleus_cert: Option<PathBuf>,
+    /// The private key (PEM) of --nucleus-cert.
+    #[arg(long = "nucleus-key", value_name = "FILE", requires = "nucleus_cert")]
+    pub nucleus_key: Option<PathBuf>,
+    /// Spool directory: batches wait there on disk until the Nucleus
+    /// acknowledges them, across outages and restarts [default: memory].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+}
+
+impl NucleusArgs {
+    /// Applies the given flags to `cfg.nucleus`; `note` records each key.
+    pub(crate) fn apply(
+        &self,
+        cfg: &mut SensorConfig,
+        mut note: impl FnMut(&'static str, &'static str, &'static str),
+    ) {
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+        if let Some(a) = &self.nucleus {
+            cfg.nucleus.address.clone_from(a);
+            note("nucleus", "address", "--nucleus");
+        }
+        if let Some(p) = &self.nucleus_ca {
+            cfg.nucleus.ca = path(p);
+            note("nucleus", "ca", "--nucleus-ca");
+        }
+        if let Some(p) = &self.nucleus_cert {
+            cfg.nucleus.cert = path(p);
+            note("nucleus", "cert", "--nucleus-cert");
+        }
+        if let Some(p) = &self.nucleus_key {
+            cfg.nucleus.key = path(p);
+            note("nucleus", "key", "--nucleus-key");
+        }
+        if let Some(p) = &self.spool {
+            cfg.nucleus.spool = path(p);
+            note("nucleus", "spool", "--spool");
+        }
+    }
 }
 
 /// Command-line arguments of `sensor check-config`.
@@ -133,6 +191,7 @@ impl RunArgs {
             cfg.pipeline.flows.max_flows = n;
             note("flows", "max_flows", "--max-flows");
         }
+        self.nucleus.apply(cfg, &mut note);
         set
     }
 }

@@ -39,6 +39,7 @@ pub(crate) struct ConfigFile {
     health: HealthConfig,
     output: OutputConfig,
     enroll: super::EnrollConfig,
+    nucleus: super::NucleusConfig,
 }
 
 impl From<ConfigFile> for SensorConfig {
@@ -56,6 +57,7 @@ impl From<ConfigFile> for SensorConfig {
             health: f.health,
             output: f.output,
             enroll: f.enroll,
+            nucleus: f.nucleus,
         }
     }
 }
@@ -73,6 +75,7 @@ impl From<SensorConfig> for ConfigFile {
             health: c.health,
             output: c.output,
             enroll: c.enroll,
+            nucleus: c.nucleus,
         }
     }
 }
@@ -397,6 +400,15 @@ impl SensorConfig {
             cfg.health.tcp_listen = derived;
             unset.insert(Origin::Derived(
                 "not set, so taken from live.listen_vxlan and live.listen_geneve; set it to choose",
+            ));
+        }
+        let json = ("output".to_string(), "json".to_string());
+        if cfg.nucleus.enabled()
+            && let std::collections::hash_map::Entry::Vacant(unset) = origins.entry(json)
+        {
+            cfg.output.json.clear();
+            unset.insert(Origin::Derived(
+                "not set, so off: records go to the Nucleus ([nucleus] address)",
             ));
         }
         cfg.validate().map_err(

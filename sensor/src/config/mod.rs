@@ -18,14 +18,16 @@ mod args;
 pub mod enroll;
 mod forms;
 pub mod load;
+pub mod nucleus;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
-pub use args::{CheckConfigArgs, RunArgs};
+pub use args::{CheckConfigArgs, NucleusArgs, RunArgs};
 pub use enroll::EnrollConfig;
 pub use load::{ConfigError, check_config};
+pub use nucleus::NucleusConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 pub use validate::Invalid;
@@ -296,6 +298,8 @@ pub struct SensorConfig {
     pub output: OutputConfig,
     /// Enrollment of instances in traffic mirroring.
     pub enroll: EnrollConfig,
+    /// Export of records to a Nucleus.
+    pub nucleus: NucleusConfig,
 }
 
 /// Receive sockets and threads of the live appliance.
@@ -380,11 +384,12 @@ impl Default for HealthConfig {
     }
 }
 
-/// Where records go until the Nucleus exporter exists.
+/// Where records go as JSON lines (the Nucleus exporter is `[nucleus]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
-    /// `-` for stdout, or a file path.
+    /// `-` for stdout, a file path, or `""` for no JSON (only with
+    /// `[nucleus] address`).
     pub json: String,
     /// Rotate the file when it reaches this size (0: never).
     pub rotate_bytes: u64,

@@ -456,3 +456,84 @@ fn example_file_loads_to_the_defaults_and_mentions_every_key() {
         }
     }
 }
+
+#[test]
+fn nucleus_flags_set_the_section_and_turn_default_json_off() {
+    let args = flags(&[
+        "--nucleus",
+        "127.0.0.1:7443",
+        "--nucleus-ca",
+        "/etc/ca.pem",
+        "--spool",
+        "/var/spool/s",
+    ]);
+    let cfg = SensorConfig::from_sources(None, &[], &args).unwrap();
+    assert_eq!(cfg.nucleus.address, "127.0.0.1:7443");
+    assert_eq!(cfg.nucleus.ca, "/etc/ca.pem");
+    assert_eq!(cfg.nucleus.spool, "/var/spool/s");
+    assert_eq!(cfg.output.json, "", "no JSON unless asked for");
+    // JSON asked for anywhere stays on.
+    let mut with_json = args.clone();
+    with_json.json = Some("/tmp/r.json".into());
+    let cfg = SensorConfig::from_sources(None, &[], &with_json).unwrap();
+    assert_eq!(cfg.output.json, "/tmp/r.json");
+    let vars = env(&[("SENSOR_OUTPUT_JSON", "-")]);
+    let cfg = SensorConfig::from_sources(None, &vars, &args).unwrap();
+    assert_eq!(cfg.output.json, "-");
+}
+
+#[test]
+fn nucleus_flags_that_need_each_other_are_refused_together() {
+    let parse = |list: &[&str]| {
+        Cli::try_parse_from(std::iter::once("sensor").chain(list.iter().copied())).map(|_| ())
+    };
+    assert!(
+        parse(&["--nucleus", "h:1"]).is_err(),
+        "--nucleus needs --nucleus-ca"
+    );
+    assert!(parse(&["--nucleus", "h:1", "--nucleus-ca", "c"]).is_ok());
+    assert!(
+        parse(&[
+            "--nucleus",
+            "h:1",
+            "--nucleus-ca",
+            "c",
+            "--nucleus-cert",
+            "x"
+        ])
+        .is_err()
+    );
+    assert!(
+        parse(&[
+            "--nucleus",
+            "h:1",
+            "--nucleus-ca",
+            "c",
+            "--nucleus-cert",
+            "x",
+            "--nucleus-key",
+            "k"
+        ])
+        .is_ok()
+    );
+}
+
+#[test]
+fn nucleus_section_errors_name_the_key() {
+    let e = load_text("n1.toml", "[nucleus]\naddress = \"10.0.0.1:7443\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("nucleus.ca"), "{e}");
+    let e = load_text("n2.toml", "[nucleus]\naddress = \"nohost\"\nca = \"c\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("nucleus.address"), "{e}");
+    let e = load_text("n3.toml", "[nucleus]\ncert = \"c.pem\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("nucleus.key"), "{e}");
+    let e = load_text("n4.toml", "[nucleus]\nfsync = \"sometimes\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("nucleus.fsync"), "{e}");
+    let e = load_text("n5.toml", "[output]\njson = \"\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("output.json"), "{e}");
+    assert!(e.message.contains("[nucleus] address"), "{e}");
+    let ok = "[output]\njson = \"\"\n[nucleus]\naddress = \"[::1]:7443\"\nca = \"c\"\n";
+    let cfg = load_text("n6.toml", ok).unwrap();
+    assert!(cfg.nucleus.enabled());
+    let e = load(None, &[("SENSOR_NUCLEUS_BATCH_RECORDS", "0")]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("nucleus.batch_records"), "{e}");
+}

@@ -132,7 +132,8 @@ impl SensorConfig {
         self.validate_live()?;
         self.validate_health()?;
         self.validate_output()?;
-        self.enroll.check()
+        self.enroll.check()?;
+        self.nucleus.check()
     }
 
     fn validate_pipeline(&self) -> Check {
@@ -335,11 +336,13 @@ impl SensorConfig {
 
     fn validate_output(&self) -> Check {
         let o = &self.output;
-        if o.json.trim().is_empty() {
-            let m = "is empty: give a file path, or \"-\" for stdout".to_string();
+        if o.json.trim().is_empty() && !self.nucleus.enabled() {
+            let m = "is empty and no [nucleus] address is set: give a file path, or \"-\" for \
+                     stdout"
+                .to_string();
             return fail("output", "json", m);
         }
-        if o.json != "-" && o.rotate_bytes > 0 {
+        if o.json != "-" && !o.json.is_empty() && o.rotate_bytes > 0 {
             at_least("output", "keep_files", as_u64(o.keep_files), 1)?;
         }
         at_least("output", "queue_records", as_u64(o.queue_records), 1)

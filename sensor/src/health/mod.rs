@@ -103,10 +103,14 @@ pub fn spawn(cfg: &HealthConfig, stats: Arc<LiveStats>) -> anyhow::Result<Health
         .context("reading the TCP health-check addresses")?;
 
     let enroll = stats.enroll.get().map(|e| Box::new(e.collector()));
+    let export = stats.export.get().map(|e| Box::new(e.collector()));
     let monitor = Arc::new(Monitor::new(stats, cfg.clone()));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SensorCollector::new(Arc::clone(&monitor))));
     if let Some(collector) = enroll {
+        registry.register_collector(collector);
+    }
+    if let Some(collector) = export {
         registry.register_collector(collector);
     }
     let app = AppState {

@@ -272,6 +272,14 @@ pub(crate) fn evaluate(
             detail: enroll.readiness_detail(),
         });
     }
+    // Nor does the exporter: its spool absorbs an outage of the Nucleus.
+    if let Some(export) = stats.export.get() {
+        checks.push(Check {
+            name: "nucleus",
+            ok: true,
+            detail: export.readiness_detail(),
+        });
+    }
     Readiness { checks }
 }
 

@@ -142,7 +142,7 @@ impl LiveSensor {
             .unwrap_or(0);
         stats.rcvbuf_bytes.store(granted as u64, Ordering::Relaxed);
         check_rcvbuf(live.rcvbuf_bytes, granted);
-        let sink = output::open_sink(&cfg.output)?;
+        let sink = output::open_sink(cfg, &stats)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let n = live.workers;

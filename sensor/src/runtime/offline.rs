@@ -38,7 +38,7 @@ pub struct RunSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Writing records failed.
-    #[error("writing records: {0}")]
+    #[error("writing records")]
     Output(#[from] std::io::Error),
     /// A worker thread died.
     #[error("worker thread failed: {0}")]
@@ -59,7 +59,7 @@ pub fn run_files(
     } else {
         run_threaded(files, cfg, workers, sink)?
     };
-    sink.flush()?;
+    sink.close()?;
     Ok(RunSummary {
         counters,
         elapsed: start.elapsed(),
@@ -97,7 +97,7 @@ fn run_inline(
         if let Some(now) = clock.advance(frame.ts_us) {
             fe.tick(now);
             let recs = worker.tick(now);
-            if let Err(e) = sink.write_batch(&recs) {
+            if let Err(e) = sink.write_owned(recs) {
                 out_err.get_or_insert(e);
             }
         }
@@ -108,7 +108,7 @@ fn run_inline(
         return Err(e.into());
     }
     let recs = worker.finish();
-    sink.write_batch(&recs)?;
+    sink.write_owned(recs)?;
     let mut total = capture_counters;
     total.merge(&fe.counters);
     total.merge(&worker.counters);
@@ -323,7 +323,7 @@ fn writer_loop(
                 crate::record::sort_records(&mut records);
                 if result.is_ok() {
                     // Keep draining after an error so workers never block.
-                    result = sink.write_batch(&records).map_err(RunError::from);
+                    result = sink.write_owned(records).map_err(RunError::from);
                 }
             }
             next_to_write += 1;

@@ -73,7 +73,12 @@ pub async fn serve(
             let _permit = permit;
             match timeout(settings.idle_timeout, acceptor.accept(tcp)).await {
                 Err(_) => eprintln!("nucleus: {peer}: TLS handshake timed out"),
-                Ok(Err(e)) => eprintln!("nucleus: {peer}: TLS handshake failed: {e}"),
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "nucleus: {peer}: TLS handshake failed: {}",
+                        crate::tls::explain(&e)
+                    );
+                }
                 Ok(Ok(tls)) => match session(tls, &store, &settings).await {
                     Ok(sensor) => eprintln!("nucleus: {peer}: {sensor} closed the connection"),
                     Err(e) => eprintln!("nucleus: {peer}: {e:#}"),

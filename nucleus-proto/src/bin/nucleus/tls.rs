@@ -51,3 +51,33 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
         .with_single_cert(chain, key)
         .context("the receiver's certificate and key")
 }
+
+/// A failed handshake, said so an operator knows which side to fix.
+pub fn explain(e: &std::io::Error) -> String {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
+        return e.to_string();
+    };
+    match tls {
+        Error::NoCertificatesPresented => format!(
+            "the sensor presented no client certificate, and this receiver requires one \
+             (--client-ca; the sensor's --nucleus-cert and --nucleus-key): {tls}"
+        ),
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            format!("the sensor's client certificate is not signed by a CA of --client-ca: {tls}")
+        }
+        Error::InvalidCertificate(_) => {
+            format!("the sensor's client certificate was refused: {tls}")
+        }
+        Error::AlertReceived(
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown,
+        ) => format!(
+            "the sensor does not trust this receiver's certificate (is --tls-cert signed by the \
+             CA the sensor has as --nucleus-ca, and does it name the address the sensor dials?): \
+             {tls}"
+        ),
+        _ => tls.to_string(),
+    }
+}

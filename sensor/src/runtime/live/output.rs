@@ -1,19 +1,21 @@
 //! The output thread: records from every worker → one [`RecordSink`].
 //!
-//! Owns: the sink (stdout, or a size-rotated file), flushing at least every
+//! Owns: the sink (stdout or a size-rotated file, and/or the Nucleus
+//! exporter), ticking it (batches sealed by age), flushing at least every
 //! [`FLUSH_EVERY`], and the `output_error` count (records a failed write
 //! lost; the first error is logged). Input: record chunks on a bounded
 //! channel. Output: JSON lines. Does not: order records across workers
 //! (each worker's sweep is sorted; live output has no global order).
 
 use super::publish::Publisher;
-use crate::config::OutputConfig;
-use crate::metrics::Gauges;
+use crate::config::{OutputConfig, SensorConfig};
 use crate::metrics::{Counters, Drop};
-use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink};
+use crate::metrics::{Gauges, LiveStats};
+use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink, TeeSink};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use nucleus_proto::Record;
+use nucleus_proto::community_id::CommunityId;
 use std::time::{Duration, Instant};
 
 /// Longest time a written record stays in a buffer.
@@ -21,14 +23,43 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long the thread waits for records before it publishes as idle.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
-/// Opens the configured sink: `-` for stdout, else a rotated file.
-pub fn open_sink(cfg: &OutputConfig) -> anyhow::Result<Box<dyn RecordSink + Send>> {
+/// Opens the configured sinks: JSON lines (`-` for stdout, else a rotated
+/// file; none when `output.json` is empty) and the Nucleus exporter when
+/// `[nucleus] address` is set, whose status goes into `stats`.
+pub fn open_sink(
+    cfg: &SensorConfig,
+    stats: &LiveStats,
+) -> anyhow::Result<Box<dyn RecordSink + Send>> {
+    let json = open_json(&cfg.output)?;
+    if !cfg.nucleus.enabled() {
+        return json.context("no output: output.json is empty and no [nucleus] address is set");
+    }
+    let community = &cfg.pipeline.community_id;
+    let exporter = crate::export::start(
+        &cfg.nucleus,
+        CommunityId::new(community.seed, community.base64),
+    )?;
+    let _ = stats.export.set(exporter.status());
+    let exporter: Box<dyn RecordSink + Send> = Box::new(exporter);
+    Ok(match json {
+        Some(first) => Box::new(TeeSink {
+            first,
+            second: exporter,
+        }),
+        None => exporter,
+    })
+}
+
+fn open_json(cfg: &OutputConfig) -> anyhow::Result<Option<Box<dyn RecordSink + Send>>> {
+    if cfg.json.is_empty() {
+        return Ok(None);
+    }
     if cfg.json == "-" {
-        return Ok(Box::new(JsonLinesSink::new(std::io::stdout())));
+        return Ok(Some(Box::new(JsonLinesSink::new(std::io::stdout()))));
     }
     let sink = RotatingFileSink::open(&cfg.json, cfg.rotate_bytes, cfg.keep_files)
         .with_context(|| format!("opening the record file {}", cfg.json))?;
-    Ok(Box::new(sink))
+    Ok(Some(Box::new(sink)))
 }
 
 /// Writes every record received until all workers are gone, then flushes.
@@ -52,16 +83,18 @@ pub fn run(
         match records.recv_timeout(IDLE_WAIT) {
             Ok(chunk) => {
                 let started = Instant::now();
-                if let Err(e) = sink.write_batch(&chunk) {
-                    report(e, &mut counters, chunk.len() as u64);
+                let n = chunk.len();
+                if let Err(e) = sink.write_owned(chunk) {
+                    report(e, &mut counters, n as u64);
                 }
                 dirty = true;
-                publisher.batch(chunk.len(), started.elapsed());
+                publisher.batch(n, started.elapsed());
                 publisher.maybe_publish(&counters, Gauges::default());
             }
             Err(RecvTimeoutError::Timeout) => publisher.publish(&counters, Gauges::default()),
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        sink.tick();
         if dirty && last_flush.elapsed() >= FLUSH_EVERY {
             if let Err(e) = sink.flush() {
                 report(e, &mut counters, 0);
@@ -70,7 +103,7 @@ pub fn run(
             last_flush = Instant::now();
         }
     }
-    if let Err(e) = sink.flush() {
+    if let Err(e) = sink.close() {
         report(e, &mut counters, 0);
     }
     publisher.publish(&counters, Gauges::default());
