@@ -25,7 +25,7 @@ use anyhow::Context;
 use nucleus_proto::batch::Compression;
 use nucleus_proto::community_id::CommunityId;
 use status::ExportStatus;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use store::{FsyncPolicy, SpoolSettings, Store};
@@ -105,7 +105,7 @@ pub fn start(cfg: &NucleusConfig, community_id: CommunityId) -> anyhow::Result<N
     let identity =
         (!cfg.cert.is_empty()).then(|| (PathBuf::from(&cfg.cert), PathBuf::from(&cfg.key)));
     let tls = tls::client_config(
-        std::path::Path::new(&cfg.ca),
+        Path::new(&cfg.ca),
         identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
     )?;
     let server_name = tls::server_name(&cfg.server_name, host)?;
@@ -189,7 +189,10 @@ pub fn start(cfg: &NucleusConfig, community_id: CommunityId) -> anyhow::Result<N
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod address_tests {
     use super::split_host_port;
 
     #[test]
