@@ -1,6 +1,7 @@
 //! The output thread: records from every worker → one [`RecordSink`].
 //!
-//! Owns: the sink (stdout, or a size-rotated file), flushing at least every
+//! Owns: the sink (stdout, or a size-rotated file, behind enrichment of
+//! flow records when enrollment runs), flushing at least every
 //! [`FLUSH_EVERY`], and the `output_error` count (records a failed write
 //! lost; the first error is logged). Input: record chunks on a bounded
 //! channel. Output: JSON lines. Does not: order records across workers
@@ -8,12 +9,15 @@
 
 use super::publish::Publisher;
 use crate::config::OutputConfig;
+use crate::enroll::enrich::EnrichingSink;
+use crate::enroll::inventory::Inventory;
 use crate::metrics::Gauges;
 use crate::metrics::{Counters, Drop};
 use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use nucleus_proto::Record;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest time a written record stays in a buffer.
@@ -21,14 +25,23 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long the thread waits for records before it publishes as idle.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
-/// Opens the configured sink: `-` for stdout, else a rotated file.
-pub fn open_sink(cfg: &OutputConfig) -> anyhow::Result<Box<dyn RecordSink + Send>> {
-    if cfg.json == "-" {
-        return Ok(Box::new(JsonLinesSink::new(std::io::stdout())));
-    }
-    let sink = RotatingFileSink::open(&cfg.json, cfg.rotate_bytes, cfg.keep_files)
-        .with_context(|| format!("opening the record file {}", cfg.json))?;
-    Ok(Box::new(sink))
+/// Opens the configured sink: `-` for stdout, else a rotated file; flow
+/// records are enriched first when there is an `inventory`.
+pub fn open_sink(
+    cfg: &OutputConfig,
+    inventory: Option<&Arc<Inventory>>,
+) -> anyhow::Result<Box<dyn RecordSink + Send>> {
+    let sink: Box<dyn RecordSink + Send> = if cfg.json == "-" {
+        Box::new(JsonLinesSink::new(std::io::stdout()))
+    } else {
+        let sink = RotatingFileSink::open(&cfg.json, cfg.rotate_bytes, cfg.keep_files)
+            .with_context(|| format!("opening the record file {}", cfg.json))?;
+        Box::new(sink)
+    };
+    Ok(match inventory {
+        Some(inventory) => Box::new(EnrichingSink::new(sink, Arc::clone(inventory))),
+        None => sink,
+    })
 }
 
 /// Writes every record received until all workers are gone, then flushes.
@@ -52,11 +65,12 @@ pub fn run(
         match records.recv_timeout(IDLE_WAIT) {
             Ok(chunk) => {
                 let started = Instant::now();
-                if let Err(e) = sink.write_batch(&chunk) {
-                    report(e, &mut counters, chunk.len() as u64);
+                let n = chunk.len();
+                if let Err(e) = sink.write_owned(chunk) {
+                    report(e, &mut counters, n as u64);
                 }
                 dirty = true;
-                publisher.batch(chunk.len(), started.elapsed());
+                publisher.batch(n, started.elapsed());
                 publisher.maybe_publish(&counters, Gauges::default());
             }
             Err(RecvTimeoutError::Timeout) => publisher.publish(&counters, Gauges::default()),
