@@ -134,6 +134,8 @@ impl Encoder {
         if let Some(&i) = self.instance_index.get(v) {
             return i + 1;
         }
+        // One instance per flow at most, and a block's flows are counted
+        // in a u32 (Batch.record_count): the index fits.
         let i = u32::try_from(self.instances.len()).unwrap_or(u32::MAX - 1);
         self.instances.push(Arc::clone(v));
         self.instance_index.insert(Arc::clone(v), i);
