@@ -13,6 +13,7 @@ pub mod config;
 pub mod decap;
 pub mod dissect;
 pub mod enroll;
+pub mod export;
 pub mod flow;
 pub mod health;
 pub mod metrics;
