@@ -345,6 +345,29 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_entry_before_a_cut_off_one_is_damage_then_a_tail() {
+        let (a, b, c) = (
+            entry(1, 0, b"aa"),
+            entry(1, 1, b"bbbb"),
+            entry(1, 2, b"cccccc"),
+        );
+        let mut s = segment(&[a.clone(), b.clone(), c]);
+        let b_at = (16 + a.len()) as u64;
+        s[b_at as usize + 30] ^= 1;
+        s.truncate(s.len() - 2);
+        let (good, bad) = scan(&s);
+        assert_eq!(good.len(), 1);
+        let c_at = b_at + b.len() as u64;
+        assert_eq!(
+            bad,
+            [
+                (b_at, b.len() as u64, false),
+                (c_at, s.len() as u64 - c_at, true)
+            ]
+        );
+    }
+
+    #[test]
     fn garbage_before_between_and_after_entries_is_skipped() {
         let a = entry(2, 0, b"first");
         let b = entry(2, 1, b"second");

@@ -81,8 +81,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// From a bad position `start`, the next position where an entry
-    /// starts or the scan must stop; what lies between is damage.
-    fn resync(&mut self, start: usize) -> ScanItem<'a> {
+    /// starts or the scan must stop; what lies between is damage. At the
+    /// end of the file, the bytes from the first entry that runs past the
+    /// end (`start` itself when `start_cut`) are a truncated tail.
+    fn resync(&mut self, start: usize, start_cut: bool) -> ScanItem<'a> {
+        let mut first_cut = start_cut.then_some(start);
         let mut q = start + 1;
         while q < self.bytes.len() {
             match find_magic_start(&self.bytes[q..]) {
@@ -103,18 +106,23 @@ impl<'a> Scanner<'a> {
                     self.pos = self.bytes.len();
                     return self.damage(start, q);
                 }
-                Candidate::Bad | Candidate::Incomplete(_) => q += 1,
+                Candidate::Incomplete(_) => {
+                    first_cut = first_cut.or(Some(q));
+                    q += 1;
+                }
+                Candidate::Bad => q += 1,
             }
         }
         self.pos = self.bytes.len();
         if self.at_eof {
-            let len = (self.bytes.len() - start) as u64;
-            let offset = self.at(start);
-            // A tail that starts like an entry is a write cut short.
-            return if self.bytes[start..].starts_with(&ENTRY_MAGIC) {
-                ScanItem::TruncatedTail { offset, len }
-            } else {
-                ScanItem::Damaged { offset, len }
+            let end = self.bytes.len();
+            return match first_cut {
+                Some(cut) if cut == start => self.tail(start),
+                Some(cut) => {
+                    self.queued = Some(self.tail(cut));
+                    self.damage(start, cut)
+                }
+                None => self.damage(start, end),
             };
         }
         // Keep the last bytes, which may be the start of a magic.
@@ -131,7 +139,14 @@ impl<'a> Scanner<'a> {
         self.damage(start, end)
     }
 
-    fn damage(&mut self, start: usize, end: usize) -> ScanItem<'a> {
+    fn tail(&self, start: usize) -> ScanItem<'a> {
+        ScanItem::TruncatedTail {
+            offset: self.at(start),
+            len: (self.bytes.len() - start) as u64,
+        }
+    }
+
+    fn damage(&self, start: usize, end: usize) -> ScanItem<'a> {
         ScanItem::Damaged {
             offset: self.at(start),
             len: (end - start) as u64,
@@ -183,7 +198,8 @@ impl<'a> Iterator for Scanner<'a> {
                     needed,
                 })
             }
-            Candidate::Bad | Candidate::Incomplete(_) => Some(self.resync(pos)),
+            Candidate::Incomplete(_) => Some(self.resync(pos, true)),
+            Candidate::Bad => Some(self.resync(pos, false)),
         }
     }
 }

@@ -145,8 +145,9 @@ impl Store {
     /// be greater than every id appended before (else `InvalidInput`).
     /// Drops the oldest batches (on disk: whole oldest segments) to stay
     /// within the cap, counted; a batch larger than the cap on its own is
-    /// dropped and counted. A write error is counted and returned; the
-    /// batch is then not held.
+    /// dropped and counted. A failed write is counted and returned, and the
+    /// batch is not held; a failed fsync (`FsyncPolicy::Always`) is counted
+    /// and returned, and the batch, written, stays held.
     pub fn append(&mut self, meta: BatchMeta, batch: Vec<u8>) -> std::io::Result<()> {
         match &mut self.kind {
             Kind::Memory(m) => m.append(meta, batch),
