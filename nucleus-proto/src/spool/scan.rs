@@ -24,8 +24,9 @@ pub enum ScanItem<'a> {
         /// How many.
         len: u64,
     },
-    /// An entry cut off by the end of the file (a write that did not
-    /// finish), or a damaged one with nothing good after it.
+    /// At the end of the file, an entry whose magic (or its first bytes)
+    /// is there but whose length runs past the end: a write that did not
+    /// finish, or a damaged length with nothing good after it.
     TruncatedTail {
         /// Where it starts in the file.
         offset: u64,
