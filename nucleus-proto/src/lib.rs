@@ -20,6 +20,7 @@ pub mod convert;
 pub mod dns_names;
 pub mod frame;
 pub mod pb;
+pub mod spool;
 
 pub use dns_names::Mnemonic;
 

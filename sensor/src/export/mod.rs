@@ -9,11 +9,15 @@
 //! `sender` (its own thread: connects, sends every stored batch, removes
 //! a batch from the store when its ack arrives, reconnects with backoff and
 //! sends again whatever was not acknowledged). `store` keeps batches until
-//! their ack, `tls` is the client configuration, `status` the metrics.
+//! their ack: in memory (`memory`) or in a disk spool of checksummed
+//! segment files (`spool`) that survives a restart or a kill of the
+//! sensor. `tls` is the client configuration, `status` the metrics.
 //! Does not: build records or decide their order.
 
+mod memory;
 mod sender;
 mod sink;
+mod spool;
 pub mod status;
 pub mod store;
 pub mod tls;

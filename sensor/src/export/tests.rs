@@ -188,6 +188,7 @@ fn record(i: u16) -> Record {
         tunnel: Vec::new(),
         vantages: 1,
         duplicate_pkts: 0,
+        vantage: None,
     }))
 }
 
