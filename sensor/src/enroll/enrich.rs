@@ -276,4 +276,36 @@ mod tests {
         assert_eq!(*kept.0.lock().unwrap(), batch);
         assert_eq!(inv.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
+
+    /// Counts the calls that only pass through.
+    #[derive(Clone, Default)]
+    struct Calls(Arc<Mutex<(u32, u32)>>);
+
+    impl RecordSink for Calls {
+        fn write_batch(&mut self, _records: &[Record]) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn tick(&mut self) {
+            self.0.lock().unwrap().0 += 1;
+        }
+        fn close(&mut self) -> io::Result<()> {
+            self.0.lock().unwrap().1 += 1;
+            Err(io::Error::other("undelivered"))
+        }
+    }
+
+    #[test]
+    fn ticks_and_the_close_reach_the_sink_behind() {
+        // The exporter behind enrichment seals by age on tick and reports
+        // undelivered records from close: both must get through.
+        let calls = Calls::default();
+        let mut sink = EnrichingSink::new(Box::new(calls.clone()), inventory());
+        sink.tick();
+        sink.tick();
+        assert!(sink.close().is_err());
+        assert_eq!(*calls.0.lock().unwrap(), (2, 1));
+    }
 }
