@@ -9,8 +9,15 @@
 //! output file is cut to the size its last line records, so a batch
 //! interrupted by a crash leaves nothing behind and is written whole when
 //! the sensor sends it again.
+//!
+//! Bounded: per (sensor, epoch) only the last [`WINDOW`] sequences are
+//! remembered one by one ([`Seen`]); a sequence further below the highest
+//! one seen is a duplicate (a sensor sends in order with at most 1024
+//! batches unacknowledged, so nothing new ever arrives that far behind).
+//! The ledger is rewritten with just those lines once it holds more than
+//! twice as many (at start, and every [`COMPACT_EVERY`] lines written).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +30,56 @@ use serde::{Deserialize, Serialize};
 const LEDGER: &str = ".nucleus-ledger.jsonl";
 /// The record types, as the JSON view's `type` and the output file names.
 const TYPES: [&str; 6] = ["flow", "dns", "http", "tls", "quic", "ssh"];
+
+/// Sequences remembered one by one below the highest of an epoch.
+const WINDOW: u64 = 4096;
+/// Ledger lines written between two looks at whether to compact it.
+const COMPACT_EVERY: u64 = 1 << 20;
+
+/// The batches written, per (sensor, epoch): the highest sequence and the
+/// sequences within [`WINDOW`] of it.
+#[derive(Debug)]
+struct Seen {
+    window: u64,
+    by_epoch: HashMap<(String, u64), BTreeSet<u64>>,
+}
+
+impl Seen {
+    fn new(window: u64) -> Self {
+        Self {
+            window,
+            by_epoch: HashMap::new(),
+        }
+    }
+
+    fn contains(&self, sensor: &str, epoch: u64, sequence: u64) -> bool {
+        let Some(recent) = self.by_epoch.get(&(sensor.to_string(), epoch)) else {
+            return false;
+        };
+        let max = recent.last().copied().unwrap_or(0);
+        sequence.saturating_add(self.window) <= max || recent.contains(&sequence)
+    }
+
+    fn insert(&mut self, sensor: &str, epoch: u64, sequence: u64) {
+        let recent = self
+            .by_epoch
+            .entry((sensor.to_string(), epoch))
+            .or_default();
+        recent.insert(sequence);
+        let max = recent.last().copied().unwrap_or(0);
+        while recent
+            .first()
+            .is_some_and(|&s| s.saturating_add(self.window) <= max)
+        {
+            recent.pop_first();
+        }
+    }
+
+    /// Identities remembered one by one.
+    fn len(&self) -> u64 {
+        self.by_epoch.values().map(|r| r.len() as u64).sum()
+    }
+}
 
 /// One line of the ledger.
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,7 +104,11 @@ struct Inner {
     dir: PathBuf,
     ledger: File,
     sizes: BTreeMap<String, u64>,
-    seen: HashSet<(String, u64, u64)>,
+    seen: Seen,
+    /// Lines in the ledger file.
+    lines: u64,
+    /// Lines written since the last look at compaction.
+    since_compaction: u64,
 }
 
 /// The output directory, shared by every connection.
@@ -76,9 +137,14 @@ impl Store {
     /// Opens (or creates) `dir`, reads its ledger and cuts the output files
     /// back to the last batch the ledger records.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_window(dir, WINDOW)
+    }
+
+    fn open_with_window(dir: &Path, window: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         let path = dir.join(LEDGER);
-        let mut seen = HashSet::new();
+        let mut seen = Seen::new(window);
+        let mut lines = 0u64;
         let mut sizes = BTreeMap::new();
         let mut good_len = 0u64;
         if let Ok(f) = File::open(&path) {
@@ -98,7 +164,8 @@ impl Store {
                     break;
                 };
                 good_len += n as u64;
-                seen.insert((e.sensor, e.epoch, e.sequence));
+                lines += 1;
+                seen.insert(&e.sensor, e.epoch, e.sequence);
                 sizes = e.sizes;
             }
         }
@@ -128,13 +195,17 @@ impl Store {
             }
         }
         sync_dir(dir)?;
+        let mut inner = Inner {
+            dir: dir.to_path_buf(),
+            ledger,
+            sizes,
+            seen,
+            lines,
+            since_compaction: 0,
+        };
+        inner.maybe_compact()?;
         Ok(Self {
-            inner: Mutex::new(Inner {
-                dir: dir.to_path_buf(),
-                ledger,
-                sizes,
-                seen,
-            }),
+            inner: Mutex::new(inner),
         })
     }
 
@@ -150,8 +221,7 @@ impl Store {
             .inner
             .lock()
             .map_err(|_| anyhow::anyhow!("the store failed in another connection"))?;
-        let id = (sensor.to_string(), epoch, sequence);
-        if inner.seen.contains(&id) {
+        if inner.seen.contains(sensor, epoch, sequence) {
             return Ok(Outcome::Duplicate);
         }
         let mut by_type: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
@@ -190,7 +260,119 @@ impl Store {
             .write_all(&line)
             .and_then(|()| inner.ledger.sync_data())
             .context("writing the ledger")?;
-        inner.seen.insert(id);
+        inner.seen.insert(sensor, epoch, sequence);
+        inner.lines += 1;
+        inner.since_compaction += 1;
+        if inner.since_compaction >= COMPACT_EVERY {
+            inner.since_compaction = 0;
+            inner.maybe_compact()?;
+        }
         Ok(Outcome::Written)
+    }
+}
+
+impl Inner {
+    /// Rewrites the ledger with one line per remembered identity (all with
+    /// the current sizes, which only the last line's matter for) when it
+    /// holds more than twice as many lines: through a temporary file,
+    /// fsynced and renamed over the ledger, so a crash leaves one or the
+    /// other whole.
+    fn maybe_compact(&mut self) -> Result<()> {
+        let keep = self.seen.len();
+        if self.lines <= keep.saturating_mul(2).max(1024) {
+            return Ok(());
+        }
+        let path = self.dir.join(LEDGER);
+        let tmp = self.dir.join(format!("{LEDGER}.tmp"));
+        let mut out = std::io::BufWriter::new(
+            File::create(&tmp).with_context(|| format!("{}", tmp.display()))?,
+        );
+        let mut ids: Vec<(&(String, u64), &BTreeSet<u64>)> = self.seen.by_epoch.iter().collect();
+        ids.sort();
+        for ((sensor, epoch), recent) in ids {
+            for &sequence in recent {
+                let entry = Entry {
+                    sensor: sensor.clone(),
+                    epoch: *epoch,
+                    sequence,
+                    sizes: self.sizes.clone(),
+                };
+                serde_json::to_writer(&mut out, &entry)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("{}: {}", tmp.display(), e.error()))?;
+        file.sync_all()
+            .with_context(|| format!("{}: fsync", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("{}", path.display()))?;
+        sync_dir(&self.dir)?;
+        self.ledger = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        eprintln!(
+            "nucleus: ledger compacted from {} to {keep} lines",
+            self.lines
+        );
+        self.lines = keep;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_remembers_recent_sequences_and_treats_older_ones_as_seen() {
+        let mut seen = Seen::new(WINDOW);
+        assert!(!seen.contains("s", 1, 0));
+        for q in [0, 1, 2, 5] {
+            seen.insert("s", 1, q);
+        }
+        assert!(seen.contains("s", 1, 2) && seen.contains("s", 1, 5));
+        assert!(!seen.contains("s", 1, 3), "a gap is not a duplicate");
+        assert!(!seen.contains("s", 2, 0) && !seen.contains("t", 1, 0));
+        seen.insert("s", 1, 10_000);
+        // Far below the highest: a duplicate, and no longer stored.
+        assert!(seen.contains("s", 1, 3));
+        assert_eq!(seen.len(), 1);
+        assert!(!seen.contains("s", 1, 10_000 - WINDOW + 1));
+    }
+
+    #[test]
+    fn a_long_ledger_is_compacted_and_still_deduplicates_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("nucleus-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let window = 64;
+        let open = |d: &Path| Store::open_with_window(d, window).unwrap();
+        let store = open(&dir);
+        let n = 1100;
+        for q in 0..n {
+            assert_eq!(store.write("s", 7, q, &[]).unwrap(), Outcome::Written);
+        }
+        drop(store);
+        let ledger_lines = |d: &Path| {
+            std::fs::read_to_string(d.join(LEDGER))
+                .unwrap()
+                .lines()
+                .count()
+        };
+        assert_eq!(ledger_lines(&dir) as u64, n);
+        // Reopening compacts (1100 lines, 64 remembered).
+        let store = open(&dir);
+        assert_eq!(ledger_lines(&dir) as u64, window);
+        for q in [0, n / 2, n - 1] {
+            assert_eq!(store.write("s", 7, q, &[]).unwrap(), Outcome::Duplicate);
+        }
+        assert_eq!(store.write("s", 7, n, &[]).unwrap(), Outcome::Written);
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.write("s", 7, n, &[]).unwrap(), Outcome::Duplicate);
+        assert_eq!(store.write("s", 8, 0, &[]).unwrap(), Outcome::Written);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
