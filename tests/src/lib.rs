@@ -34,6 +34,7 @@ pub mod imds;
 pub mod live;
 pub mod moto;
 pub mod netns;
+pub mod nucleus;
 pub mod packets;
 pub mod probe;
 pub mod records;
