@@ -329,12 +329,12 @@ fn a_receiver_away_for_30_seconds_loses_nothing_and_writes_nothing_twice() {
     );
     receiver.stop();
     let stopped = Instant::now();
-    let sealed_at_stop = metric(&sensor, "sensor_export_records_sealed");
+    let sealed_at_stop = metric(&sensor, "sensor_export_records_sealed_total");
     let received_before = receiver.record_count();
 
     // While it is away, records are sealed and held in the spool.
     let held = wait_until(Duration::from_secs(25), || {
-        metric(&sensor, "sensor_export_records_sealed") > sealed_at_stop
+        metric(&sensor, "sensor_export_records_sealed_total") > sealed_at_stop
             && metric(&sensor, "sensor_export_held_batches") > 0.0
             && !spool_segments(&spool).is_empty()
     });
@@ -354,7 +354,7 @@ fn a_receiver_away_for_30_seconds_loses_nothing_and_writes_nothing_twice() {
         "the spool did not empty after the receiver came back\nsensor:\n{}",
         sensor.stderr()
     );
-    assert!(metric(&sensor, "sensor_export_connects") >= 2.0);
+    assert!(metric(&sensor, "sensor_export_connects_total") >= 2.0);
     sensor.stop(Duration::from_millis(500), Duration::from_secs(30));
 
     let received = receiver.records();
@@ -391,17 +391,17 @@ fn a_killed_sensor_delivers_its_spool_once_after_a_restart() {
     let mut sensor = live_exporting(&first_dir, &certs, addr, Some(&spool), &env);
     replay_wrapped(first, sensor.vxlan, 400, 2000);
     let delivered = wait_until(Duration::from_secs(30), || {
-        let acked = metric(&sensor, "sensor_export_records_acked");
+        let acked = metric(&sensor, "sensor_export_records_acked_total");
         acked > 0.0 && metric(&sensor, "sensor_export_held_batches") == 0.0
     });
     assert!(delivered, "the first captures were not delivered");
     receiver.stop();
     let before_kill = receiver.records();
 
-    let sealed = metric(&sensor, "sensor_export_records_sealed");
+    let sealed = metric(&sensor, "sensor_export_records_sealed_total");
     replay_wrapped(second, sensor.vxlan, 500, 2000);
     let spooled = wait_until(Duration::from_secs(30), || {
-        metric(&sensor, "sensor_export_records_sealed") > sealed
+        metric(&sensor, "sensor_export_records_sealed_total") > sealed
             && metric(&sensor, "sensor_export_held_batches") > 0.0
     });
     assert!(spooled, "nothing was spooled while the receiver was away");
@@ -434,7 +434,7 @@ fn a_killed_sensor_delivers_its_spool_once_after_a_restart() {
     let mut sensor = live_exporting(&second_dir, &certs, addr, Some(&spool), &env);
     let emptied = wait_until(Duration::from_secs(30), || {
         metric(&sensor, "sensor_export_held_batches") == 0.0
-            && metric(&sensor, "sensor_export_records_acked") > 0.0
+            && metric(&sensor, "sensor_export_records_acked_total") > 0.0
     });
     assert!(
         emptied,
