@@ -437,12 +437,18 @@ pub fn sensor_command(args: &[String], env: &[(&str, &str)], timeout: Duration) 
     run_bounded(command, timeout)
 }
 
+/// `nucleus dump FILE`, whatever its outcome (it fails on a damaged
+/// segment, after printing the records of the intact entries).
+pub fn dump_run(file: &Path) -> ReplayRun {
+    let mut command = Command::new(nucleus_bin());
+    command.arg("dump").arg(file);
+    run_bounded(command, Duration::from_secs(60))
+}
+
 /// `nucleus dump FILE`: its JSON lines grouped by type; fails the test when
 /// it fails.
 pub fn dump(file: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut command = Command::new(nucleus_bin());
-    command.arg("dump").arg(file);
-    let run = run_bounded(command, Duration::from_secs(60));
+    let run = dump_run(file);
     run.assert_success();
     lines_by_type(&run.stdout)
 }

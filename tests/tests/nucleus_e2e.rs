@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use sensor_tests::corpus::corpus_or_skip;
 use sensor_tests::live::{LiveOptions, LiveSensor, TempDir, free_tcp_port};
 use sensor_tests::nucleus::{
-    DevCerts, Receiver, ReceiverOptions, all_lines, dump, lines_by_type, minus,
+    DevCerts, Receiver, ReceiverOptions, all_lines, dump, dump_run, lines_by_type, minus,
     multiset_differences, output_records, repeated, sensor_command, spool_segments, stats_value,
     wait_until,
 };
@@ -497,10 +497,10 @@ fn a_damaged_spool_segment_is_counted_and_skipped() {
         .unwrap_or_else(|| panic!("no spool segment after:\n{}", run.stderr))
         .clone();
     let pristine: Vec<String> = segments.iter().flat_map(|s| all_lines(&dump(s))).collect();
-    assert!(
-        pristine.len() > 100,
-        "the spool holds {} records",
-        pristine.len()
+    assert_eq!(
+        pristine.len(),
+        all_lines(&offline_records(std::slice::from_ref(&capture))).len(),
+        "the spool holds every record of the capture"
     );
 
     // Flip 16 bytes in the middle of the largest segment.
@@ -510,6 +510,28 @@ fn a_damaged_spool_segment_is_counted_and_skipped() {
         *b ^= 0xa5;
     }
     std::fs::write(&segment, &bytes).expect("write the damaged segment");
+    // `nucleus dump` says so, and lists the intact entries' records.
+    let damaged = dump_run(&segment);
+    assert!(
+        !damaged.status.success(),
+        "nucleus dump of a damaged segment must fail"
+    );
+    assert!(
+        damaged.stderr.contains("damaged"),
+        "dump stderr:\n{}",
+        damaged.stderr
+    );
+    let mut intact: Vec<String> = all_lines(&lines_by_type(&damaged.stdout));
+    for other in segments.iter().filter(|s| **s != segment) {
+        intact.extend(all_lines(&dump(other)));
+    }
+    intact.sort();
+    assert!(
+        !intact.is_empty() && intact.len() < pristine.len(),
+        "{} of {} records intact after the damage",
+        intact.len(),
+        pristine.len()
+    );
 
     // A receiver now: the next run sends the good spooled batches and the
     // records of a new capture, and counts what it skipped.
@@ -532,6 +554,7 @@ fn a_damaged_spool_segment_is_counted_and_skipped() {
     let received = receiver.records();
     assert_no_repeats(&received, "after the damaged spool");
     let fresh_records = offline_records(&[fresh]);
+    assert!(fresh_records.contains_key("flow") && fresh_records.contains_key("http"));
     let got = all_lines(&received);
     let new_missing = minus(&all_lines(&fresh_records), &got);
     assert!(
@@ -539,12 +562,17 @@ fn a_damaged_spool_segment_is_counted_and_skipped() {
         "{} new records missing",
         new_missing.len()
     );
-    let from_spool = minus(&got, &all_lines(&fresh_records));
-    let not_spooled = minus(&from_spool, &pristine);
-    assert!(
-        not_spooled.is_empty(),
-        "records from nowhere: {:?}",
-        &not_spooled[..1]
+    let mut from_spool = minus(&got, &all_lines(&fresh_records));
+    from_spool.sort();
+    assert_eq!(
+        minus(&intact, &from_spool),
+        Vec::<String>::new(),
+        "intact spooled records that did not arrive"
+    );
+    assert_eq!(
+        minus(&from_spool, &intact),
+        Vec::<String>::new(),
+        "records that were not in an intact spool entry"
     );
     // 16 bytes damage at most two entries of at most 20 records each.
     let lost = pristine.len() - from_spool.len();
