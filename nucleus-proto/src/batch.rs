@@ -144,6 +144,7 @@ pub fn block(records: &[Record], community_id: &CommunityId) -> pb::RecordBlock 
     if !flows.is_empty() {
         b.flows = Some(to_columns(&flows));
     }
+    b.instances = enc.instances();
     b.tunnel_stacks = enc.into_tunnel_stacks();
     b
 }
@@ -222,6 +223,7 @@ const FIRST_LIST_FIELD: u32 = 5;
 const FLOW_COLUMNS_FIELD: u32 = 5;
 const KINDS: usize = 6;
 const TUNNEL_STACKS_FIELD: u32 = 11;
+const INSTANCES_FIELD: u32 = 12;
 
 /// Where each part of a block is, found without decoding any record.
 #[derive(Default)]
@@ -233,6 +235,7 @@ struct Layout<'a> {
     lists: [Vec<(usize, usize)>; KINDS],
     flow_columns: Vec<(usize, usize)>,
     stacks: Vec<(usize, usize)>,
+    instances: Vec<(usize, usize)>,
 }
 
 /// Finds the parts of a block (wherever the fields are, as protobuf
@@ -263,6 +266,7 @@ fn layout(bytes: &[u8], max_records: u32) -> Result<Layout<'_>, BatchError> {
                         continue;
                     }
                     TUNNEL_STACKS_FIELD => &mut l.stacks,
+                    INSTANCES_FIELD => &mut l.instances,
                     FLOW_COLUMNS_FIELD => {
                         l.flow_columns.push(span);
                         continue;
@@ -326,8 +330,14 @@ pub fn decode_block(bytes: &[u8], max_records: u32) -> Result<Vec<Record>, Batch
         .iter()
         .map(|&s| pb::TunnelStack::decode(part(s)))
         .collect::<Result<_, _>>()?;
+    let instances = l
+        .instances
+        .iter()
+        .map(|&s| pb::Instance::decode(part(s)))
+        .collect::<Result<_, _>>()?;
     let mut dec = Decoder::new(CommunityId::new(seed, !l.hex), l.base_ts_us, stacks)
-        .map_err(BatchError::TunnelStack)?;
+        .map_err(BatchError::TunnelStack)?
+        .with_instances(instances);
     let mut next = [0usize; KINDS];
     let mut out = Vec::with_capacity(l.kinds.len());
     for (index, &k) in l.kinds.iter().enumerate() {

@@ -10,7 +10,9 @@
 //! that users can compare the two line by line.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub mod batch;
 pub mod community_id;
@@ -18,6 +20,7 @@ pub mod convert;
 pub mod dns_names;
 pub mod frame;
 pub mod pb;
+pub mod spool;
 
 pub use dns_names::Mnemonic;
 
@@ -466,6 +469,44 @@ pub struct FlowRecord {
     /// Packets that arrived a second time through another vantage point and
     /// were not counted again.
     pub duplicate_pkts: u64,
+    /// The workload the flow was mirrored from: the instance of the mirror
+    /// session's source interface, found by the outer source address and
+    /// VNI of the flow's VXLAN layer. Absent when the sensor does not know
+    /// it (no enrollment inventory, not AWS mirroring, an unknown source).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_instance"
+    )]
+    pub vantage: Option<Arc<Instance>>,
+}
+
+/// An EC2 instance as enrollment describes it: which workload a mirrored
+/// interface belongs to. Shared (`Arc`) by every flow of that interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct Instance {
+    /// `i-…`.
+    pub instance_id: String,
+    /// The mirrored network interface (`eni-…`).
+    pub eni_id: String,
+    /// `vpc-…`.
+    pub vpc_id: String,
+    /// The interface's subnet (`subnet-…`).
+    pub subnet_id: String,
+    /// Availability zone (`us-east-1a`).
+    pub availability_zone: String,
+    /// The instance's tags the sensor is configured to report (`[enroll]
+    /// enrich_tags`), by key.
+    pub tags: BTreeMap<String, String>,
+}
+
+fn serialize_instance<S: serde::Serializer>(
+    v: &Option<Arc<Instance>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(i) => s.serialize_some(i.as_ref()),
+        None => s.serialize_none(),
+    }
 }
 
 /// A TLS handshake (field names as Zeek's `ssl.log` and `x509.log` where

@@ -213,3 +213,24 @@ fn batch_limits_hold_before_the_memory_is_spent() {
         Err(BatchError::UnknownCompression(7))
     ));
 }
+
+#[test]
+fn a_batch_sent_from_its_stored_bytes_is_the_same_frame() {
+    use prost::Message;
+    let batch = seal(7, 3, &sample_records(), &cid(), Compression::Zstd(3)).unwrap();
+    let mut decoded = Vec::new();
+    frame::encode(&Frame::Batch(batch.clone()), u32::MAX, &mut decoded).unwrap();
+    let mut raw = Vec::new();
+    frame::encode_raw(FrameType::Batch, &batch.encode_to_vec(), u32::MAX, &mut raw).unwrap();
+    assert_eq!(raw, decoded);
+    let small = u32::try_from(batch.encoded_len() - 1).unwrap();
+    assert!(matches!(
+        frame::encode_raw(
+            FrameType::Batch,
+            &batch.encode_to_vec(),
+            small,
+            &mut Vec::new()
+        ),
+        Err(FrameError::TooLarge { .. })
+    ));
+}

@@ -7,6 +7,8 @@
 // Test code: a failed expectation must stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use nucleus_proto::batch::{BatchLimits, Compression, block, decode_block, open, seal};
 use nucleus_proto::community_id::CommunityId;
 use nucleus_proto::dns_names::{opcode, rcode, rtype};
@@ -14,6 +16,7 @@ use nucleus_proto::*;
 use proptest::prelude::*;
 use prost::Message;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 fn ip() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
@@ -152,6 +155,37 @@ fn tunnel_layer() -> BoxedStrategy<TunnelLayer> {
     .boxed()
 }
 
+/// An instance as the enrollment inventory describes it, or any other
+/// strings; some flows share one (interned once per block).
+fn instance() -> impl Strategy<Value = Arc<Instance>> {
+    prop_oneof![
+        Just(Arc::new(Instance {
+            instance_id: "i-0123456789abcdef0".into(),
+            eni_id: "eni-0a1b2c3d4e5f60718".into(),
+            vpc_id: "vpc-1".into(),
+            subnet_id: "subnet-1".into(),
+            availability_zone: "us-east-1a".into(),
+            tags: [("Name".to_string(), "web-1".to_string())].into(),
+        })),
+        (
+            (text(), text(), text(), text(), text()),
+            prop::collection::btree_map(text(), text(), 0..3),
+        )
+            .prop_map(
+                |((instance_id, eni_id, vpc_id, subnet_id, availability_zone), tags)| {
+                    Arc::new(Instance {
+                        instance_id,
+                        eni_id,
+                        vpc_id,
+                        subnet_id,
+                        availability_zone,
+                        tags,
+                    })
+                }
+            ),
+    ]
+}
+
 /// A 5-tuple with the Community ID the sensor computes for it, or another.
 fn tuple_and_id(cid: CommunityId) -> impl Strategy<Value = (u8, IpAddr, u16, IpAddr, u16, String)> {
     (
@@ -190,13 +224,14 @@ fn flow(cid: CommunityId) -> BoxedStrategy<Record> {
             prop::collection::vec(tunnel_layer(), 0..3),
             any::<u32>(),
             any::<u64>(),
+            proptest::option::of(instance()),
         ),
     )
         .prop_map(
             |(
                 (ts, span, uid, (p, s, sp, d, dp, community_id), c),
                 (of, rf, conn_state, history, (missed, trunc)),
-                (dur, service, tunnel, vantages, dups),
+                (dur, service, tunnel, vantages, dups, vantage),
             )| {
                 let end_ts = TimestampMicros(ts.0.wrapping_add(i64::from(span)));
                 Record::Flow(Box::new(FlowRecord {
@@ -227,6 +262,7 @@ fn flow(cid: CommunityId) -> BoxedStrategy<Record> {
                     tunnel,
                     vantages,
                     duplicate_pkts: dups,
+                    vantage,
                 }))
             },
         )
@@ -578,4 +614,50 @@ proptest! {
         prop_assert_eq!(w.uid_packed.len(), 14);
         prop_assert_eq!(through_block(&cid, &records), records.to_vec());
     }
+}
+
+#[test]
+fn a_workload_shared_by_flows_travels_once_and_flows_without_one_cost_nothing() {
+    let cid = CommunityId::new(0, true);
+    let Record::Flow(plain) = common_flow() else {
+        unreachable!()
+    };
+    let web = Arc::new(Instance {
+        instance_id: "i-web".into(),
+        eni_id: "eni-web".into(),
+        vpc_id: "vpc-a".into(),
+        subnet_id: "subnet-a".into(),
+        availability_zone: "us-east-1a".into(),
+        tags: [("Name".to_string(), "web".to_string())].into(),
+    });
+    let with = |v: Option<&Arc<Instance>>| {
+        let mut f = plain.clone();
+        f.vantage = v.cloned();
+        Record::Flow(f)
+    };
+    let records = vec![
+        with(Some(&web)),
+        with(None),
+        with(Some(&web)),
+        with(Some(&web)),
+    ];
+    let b = block(&records, &cid);
+    assert_eq!(b.instances.len(), 1);
+    let columns = b.flows.clone().unwrap();
+    assert_eq!(columns.vantage_ref, [1, 1, 1]);
+    assert_eq!(columns.vantage_ref_gaps, [0, 1, 0]);
+    assert_eq!(through_block(&cid, &records), records);
+    // Without workloads neither the list nor the column is written (the
+    // golden frames pin the bytes).
+    let none = block(&[with(None), with(None)], &cid);
+    assert!(none.instances.is_empty());
+    let columns = none.flows.unwrap();
+    assert!(columns.vantage_ref.is_empty() && columns.vantage_ref_gaps.is_empty());
+}
+
+/// A flow as the sensor writes it (shared with the frame tests).
+fn common_flow() -> Record {
+    let flow = common::sample_records().swap_remove(0);
+    assert!(matches!(flow, Record::Flow(_)));
+    flow
 }

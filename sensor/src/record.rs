@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 pub trait RecordSink {
     /// Writes a batch of records (already in output order).
     fn write_batch(&mut self, records: &[Record]) -> io::Result<()>;
-    /// Writes records the caller gives away (a sink that keeps records,
-    /// like the exporter, takes them without copying).
+    /// Writes a batch the caller gives away: a sink that changes or keeps
+    /// records (enrichment, an exporter's queue) overrides it to save a
+    /// copy.
     fn write_owned(&mut self, records: Vec<Record>) -> io::Result<()> {
         self.write_batch(&records)
     }
@@ -239,6 +240,7 @@ mod tests {
             tunnel: Vec::new(),
             vantages: 1,
             duplicate_pkts: 0,
+            vantage: None,
         }))
     }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use benches::wire::{Measurement, Variant, measure};
 use clap::Parser;
-use nucleus_proto::Record;
+use nucleus_proto::{Instance, Record};
 use sensor::config::PipelineConfig;
 use sensor::record::RecordSink;
 use sensor::runtime::offline::run_files;
@@ -92,5 +92,45 @@ fn main() -> Result<()> {
             );
         }
     }
+    // The same flows as `sensor run` with enrollment writes them: each
+    // mirror session's flows name that session's workload.
+    let enriched = with_vantages(&flows);
+    let variant = Variant::all(args.zstd_level)[0];
+    let json = Measurement::json_lines(&enriched)?;
+    let m = measure(&enriched, args.batch, &cid, variant)?;
+    println!(
+        "flow records with a vantage (one workload per mirror session), {}: {:.1} bytes per record (JSON lines: {:.1})",
+        variant,
+        m.per_record(),
+        json.per_record(),
+    );
     Ok(())
+}
+
+/// `flows` with a `vantage` per distinct (outer source, VNI) of their
+/// VXLAN layer, shaped as EC2 names things.
+fn with_vantages(flows: &[Record]) -> Vec<Record> {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let mut workloads: HashMap<(std::net::IpAddr, u32), Arc<Instance>> = HashMap::new();
+    let mut out = flows.to_vec();
+    for r in &mut out {
+        let Record::Flow(f) = r else { continue };
+        let Some((src, vni)) = sensor::enroll::enrich::vantage_key(&f.tunnel) else {
+            continue;
+        };
+        let n = workloads.len();
+        let w = workloads.entry((src, vni)).or_insert_with(|| {
+            Arc::new(Instance {
+                instance_id: format!("i-0{:016x}", 0x5eed_0000_u64 + n as u64),
+                eni_id: format!("eni-0{:016x}", 0xe41_0000_u64 + n as u64),
+                vpc_id: "vpc-0a1b2c3d4e5f67890".into(),
+                subnet_id: format!("subnet-0{:016x}", n % 3),
+                availability_zone: format!("us-east-1{}", ["a", "b", "c"][n % 3]),
+                tags: [("Name".to_string(), format!("web-{n}"))].into(),
+            })
+        });
+        f.vantage = Some(Arc::clone(w));
+    }
+    out
 }

@@ -91,6 +91,10 @@ pub(crate) fn to_columns(rows: &[pb::Flow]) -> pb::FlowColumns {
         sparse(rows.iter().map(|f| f.resp_tcp_flags_text.clone()));
     let (conn_state_text, conn_state_text_gaps) =
         sparse(rows.iter().map(|f| non_empty(&f.conn_state_text)));
+    let (vantage_ref, vantage_ref_gaps) = sparse(
+        rows.iter()
+            .map(|f| (f.vantage_ref != 0).then_some(f.vantage_ref)),
+    );
     let flags = |v: Option<u32>| v.map_or(0, |b| u64::from(b) + 1);
     pb::FlowColumns {
         ts_delta_us: rows.iter().map(|f| f.ts_delta_us).collect(),
@@ -135,6 +139,8 @@ pub(crate) fn to_columns(rows: &[pb::Flow]) -> pb::FlowColumns {
         resp_tcp_flags_text_gaps,
         conn_state_text,
         conn_state_text_gaps,
+        vantage_ref,
+        vantage_ref_gaps,
     }
 }
 
@@ -197,6 +203,8 @@ pub(crate) fn from_columns(c: pb::FlowColumns, n: usize) -> Result<Vec<pb::Flow>
         n,
     )?
     .into_iter();
+    let mut vantage_ref =
+        unsparse("vantage_ref", c.vantage_ref, &c.vantage_ref_gaps, n)?.into_iter();
     let flags = |v: u64| -> Result<Option<u32>, ConvertError> {
         match v {
             0 => Ok(None),
@@ -255,6 +263,7 @@ pub(crate) fn from_columns(c: pb::FlowColumns, n: usize) -> Result<Vec<pb::Flow>
             orig_tcp_flags_text: orig_text.next().flatten(),
             resp_tcp_flags_text: resp_text.next().flatten(),
             conn_state_text: state_text.next().flatten().unwrap_or_default(),
+            vantage_ref: vantage_ref.next().flatten().unwrap_or_default(),
         });
     }
     Ok(rows)
@@ -276,6 +285,7 @@ mod tests {
             service: (i != 0).then(|| "dns".to_string()),
             vantages: (i == 2).then_some(3),
             orig_tcp_flags: Some(0x12),
+            vantage_ref: if i == 3 { 1 } else { 0 },
             ..Default::default()
         }
     }
@@ -290,6 +300,10 @@ mod tests {
             (&["odd".to_string()][..], &[1][..])
         );
         assert_eq!(c.service_gaps, [1, 0, 0]);
+        assert_eq!(
+            (&c.vantage_ref[..], &c.vantage_ref_gaps[..]),
+            (&[1][..], &[3][..])
+        );
         assert_eq!(from_columns(c, 4).unwrap(), rows);
     }
 

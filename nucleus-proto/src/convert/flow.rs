@@ -5,7 +5,7 @@ use super::compact::{
     tcp_flags_from, uid_fields, uid_from_fields,
 };
 use super::{ConvertError, Decoder, Encoder, Tuple};
-use crate::{AwsGwlb, FlowRecord, GeneveOption, Proto, TimestampMicros, TunnelLayer, pb};
+use crate::{AwsGwlb, FlowRecord, GeneveOption, Instance, Proto, TimestampMicros, TunnelLayer, pb};
 
 /// The duration the receiver computes when the wire leaves it out: the
 /// sensor's own formula.
@@ -71,6 +71,7 @@ pub(super) fn encode(e: &mut Encoder, f: &FlowRecord) -> pb::Flow {
         tunnel,
         vantages: (f.vantages != 1).then_some(f.vantages),
         duplicate_pkts: f.duplicate_pkts,
+        vantage_ref: e.vantage_ref(f.vantage.as_ref()),
     }
 }
 
@@ -110,7 +111,42 @@ pub(super) fn decode(d: &mut Decoder, w: pb::Flow) -> Result<FlowRecord, Convert
         tunnel: d.tunnel(w.tunnel_ref, w.tunnel)?,
         vantages: w.vantages.unwrap_or(1),
         duplicate_pkts: w.duplicate_pkts,
+        vantage: d.vantage(w.vantage_ref)?,
     })
+}
+
+impl From<&Instance> for pb::Instance {
+    fn from(i: &Instance) -> Self {
+        pb::Instance {
+            instance_id: i.instance_id.clone(),
+            eni_id: i.eni_id.clone(),
+            vpc_id: i.vpc_id.clone(),
+            subnet_id: i.subnet_id.clone(),
+            availability_zone: i.availability_zone.clone(),
+            tags: i
+                .tags
+                .iter()
+                .map(|(key, value)| pb::Tag {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A repeated key keeps its last value (the sensor sends each key once).
+impl From<pb::Instance> for Instance {
+    fn from(w: pb::Instance) -> Self {
+        Instance {
+            instance_id: w.instance_id,
+            eni_id: w.eni_id,
+            vpc_id: w.vpc_id,
+            subnet_id: w.subnet_id,
+            availability_zone: w.availability_zone,
+            tags: w.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+        }
+    }
 }
 
 fn outer(src: &std::net::IpAddr, dst: &std::net::IpAddr) -> pb::OuterAddresses {

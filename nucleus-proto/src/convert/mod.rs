@@ -18,7 +18,9 @@ pub(crate) mod compact;
 mod flow;
 
 use crate::community_id::CommunityId;
-use crate::{Record, TimestampMicros, TunnelLayer, pb};
+use crate::{Instance, Record, TimestampMicros, TunnelLayer, pb};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Most distinct tunnel stacks one block lists; flows past it carry their
 /// layers inline.
@@ -96,6 +98,10 @@ pub struct Encoder {
     community_id: CommunityId,
     prev_ts: i64,
     stacks: Vec<Vec<TunnelLayer>>,
+    /// The block's instances in first-use order, and each one's index.
+    /// Not capped: there are at most as many as flows in the block.
+    instances: Vec<Arc<Instance>>,
+    instance_index: HashMap<Arc<Instance>, u32>,
 }
 
 impl Encoder {
@@ -106,7 +112,34 @@ impl Encoder {
             community_id,
             prev_ts: base_ts_us,
             stacks: Vec::new(),
+            instances: Vec::new(),
+            instance_index: HashMap::new(),
         }
+    }
+
+    /// The instances the encoded flows refer to, for the block's
+    /// `instances`.
+    pub fn instances(&self) -> Vec<pb::Instance> {
+        self.instances
+            .iter()
+            .map(|i| pb::Instance::from(i.as_ref()))
+            .collect()
+    }
+
+    /// A flow's `vantage_ref`: 1 + the instance's index, 0 for none.
+    fn vantage_ref(&mut self, vantage: Option<&Arc<Instance>>) -> u32 {
+        let Some(v) = vantage else {
+            return 0;
+        };
+        if let Some(&i) = self.instance_index.get(v) {
+            return i + 1;
+        }
+        // One instance per flow at most, and a block's flows are counted
+        // in a u32 (Batch.record_count): the index fits.
+        let i = u32::try_from(self.instances.len()).unwrap_or(u32::MAX - 1);
+        self.instances.push(Arc::clone(v));
+        self.instance_index.insert(Arc::clone(v), i);
+        i + 1
     }
 
     /// The tunnel stacks the encoded flows refer to, for the block's
@@ -170,6 +203,7 @@ pub struct Decoder {
     community_id: CommunityId,
     prev_ts: i64,
     stacks: Vec<Vec<TunnelLayer>>,
+    instances: Vec<Arc<Instance>>,
 }
 
 impl Decoder {
@@ -188,7 +222,32 @@ impl Decoder {
             community_id,
             prev_ts: base_ts_us,
             stacks,
+            instances: Vec::new(),
         })
+    }
+
+    /// The block's `instances`, which flows name by `vantage_ref`.
+    pub fn with_instances(mut self, instances: Vec<pb::Instance>) -> Self {
+        self.instances = instances
+            .into_iter()
+            .map(|i| Arc::new(Instance::from(i)))
+            .collect();
+        self
+    }
+
+    /// A flow's instance from its `vantage_ref`.
+    fn vantage(&self, vantage_ref: u32) -> Result<Option<Arc<Instance>>, ConvertError> {
+        let Some(i) = vantage_ref.checked_sub(1) else {
+            return Ok(None);
+        };
+        self.instances
+            .get(i as usize)
+            .cloned()
+            .map(Some)
+            .ok_or(ConvertError::OutOfRange {
+                field: "vantage_ref",
+                value: u64::from(vantage_ref),
+            })
     }
 
     /// A flow's layers from its (tunnel_ref, inline layers).

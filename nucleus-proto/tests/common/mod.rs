@@ -89,6 +89,7 @@ pub fn sample_records() -> Vec<Record> {
         }],
         vantages: 1,
         duplicate_pkts: 0,
+        vantage: None,
     }));
     vec![flow, dns]
 }

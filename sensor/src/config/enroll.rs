@@ -22,6 +22,11 @@ pub const MODES: &[&str] = &["existing", "launches", "guardduty", "cleanup"];
 /// How sessions get their VXLAN VNI.
 pub const VNI_POLICIES: &[&str] = &["aws", "fixed"];
 
+/// Largest `enrich_max_entries` (an entry is a few hundred bytes).
+const MAX_ENRICH_ENTRIES: u64 = 10_000_000;
+/// Most `enrich_tags` (AWS allows 50 tags per resource).
+const MAX_ENRICH_TAGS: usize = 50;
+
 /// Enrollment of instances in traffic mirroring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -107,6 +112,13 @@ pub struct EnrollConfig {
     pub refused_retry: Duration,
     /// Where refused interfaces are remembered across runs (`""`: memory only).
     pub state_file: String,
+    /// Tag keys of an instance copied into the `vantage` of its flow
+    /// records (when `sensor run` enrolls).
+    pub enrich_tags: Vec<String>,
+    /// Most entries of the inventory that enriches flow records (an
+    /// interface's address, and its address with each session's VNI);
+    /// interfaces past it are left out and counted. 0: no enrichment.
+    pub enrich_max_entries: usize,
 }
 
 impl Default for EnrollConfig {
@@ -148,6 +160,8 @@ impl Default for EnrollConfig {
             request_timeout: Duration::from_secs(30),
             refused_retry: Duration::from_secs(6 * 3600),
             state_file: String::new(),
+            enrich_tags: vec!["Name".to_string()],
+            enrich_max_entries: 262_144,
         }
     }
 }
@@ -241,6 +255,26 @@ impl EnrollConfig {
         )?;
         within("page_size", self.page_size.into(), 5, 1000)?;
         within("max_attempts", self.max_attempts.into(), 1, 20)?;
+        within(
+            "enrich_max_entries",
+            self.enrich_max_entries as u64,
+            0,
+            MAX_ENRICH_ENTRIES,
+        )?;
+        if let Some(bad) = self
+            .enrich_tags
+            .iter()
+            .find(|k| k.is_empty() || k.len() > 128)
+        {
+            return fail(
+                "enrich_tags",
+                format!("{bad:?} is not a tag key (1-128 characters)"),
+            );
+        }
+        if self.enrich_tags.len() > MAX_ENRICH_TAGS {
+            let m = format!("{} keys; at most {MAX_ENRICH_TAGS}", self.enrich_tags.len());
+            return fail("enrich_tags", m);
+        }
         let day = Duration::from_secs(86_400);
         for (key, d, min) in [
             ("interval", self.interval, Duration::from_secs(1)),
@@ -297,6 +331,7 @@ mod tests {
         assert_eq!(e.tags.len(), 2);
         assert_eq!(e.tags_any["web"], "1");
         assert_eq!(e.subnet_ids, ["subnet-1", "subnet-2"]);
+        assert_eq!(e.enrich_tags, ["Name"]);
         // The effective configuration renders and loads back the same.
         let again = load(&cfg.to_toml().unwrap(), &[]).unwrap();
         assert_eq!(again.enroll, cfg.enroll);
@@ -344,5 +379,9 @@ mod tests {
         assert!(e.contains("enroll.page_size: 2 is outside 5-1000"), "{e}");
         let e = load("[enroll]\nendpoint = \"localhost:5000\"\n", &[]).unwrap_err();
         assert!(e.contains("enroll.endpoint"), "{e}");
+        let e = load("[enroll]\nenrich_tags = [\"Name\", \"\"]\n", &[]).unwrap_err();
+        assert!(e.contains(":2:1: enroll.enrich_tags"), "{e}");
+        let e = load("[enroll]\nenrich_max_entries = 20000000\n", &[]).unwrap_err();
+        assert!(e.contains("enroll.enrich_max_entries"), "{e}");
     }
 }

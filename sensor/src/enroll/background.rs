@@ -9,6 +9,7 @@
 //! pass changes (see `reconcile`).
 
 use super::events::{self, Event};
+use super::inventory::Inventory;
 use super::reconcile::Named;
 use super::sqs::Queue;
 use super::status::EnrollStatus;
@@ -47,10 +48,18 @@ impl Drop for EnrollLoop {
     }
 }
 
-/// Starts the loop when `cfg.enabled`; `None` otherwise.
-pub fn start(cfg: &EnrollConfig, status: Arc<EnrollStatus>) -> anyhow::Result<Option<EnrollLoop>> {
+/// Starts the loop when `cfg.enabled`; `None` otherwise. Each pass
+/// refreshes `inventory`, when given (and `/metrics` shows it).
+pub fn start(
+    cfg: &EnrollConfig,
+    status: Arc<EnrollStatus>,
+    inventory: Option<Arc<Inventory>>,
+) -> anyhow::Result<Option<EnrollLoop>> {
     if !cfg.enabled {
         return Ok(None);
+    }
+    if let Some(inventory) = &inventory {
+        status.attach_inventory(Arc::clone(inventory));
     }
     let (stop, stop_rx) = watch::channel(false);
     let cfg = cfg.clone();
@@ -67,7 +76,7 @@ pub fn start(cfg: &EnrollConfig, status: Arc<EnrollStatus>) -> anyhow::Result<Op
                     return;
                 }
             };
-            runtime.block_on(run(cfg, status, stop_rx));
+            runtime.block_on(run(cfg, status, inventory, stop_rx));
         })?;
     Ok(Some(EnrollLoop {
         stop: Some(stop),
@@ -166,7 +175,12 @@ fn handle(enroller: &mut Enroller, status: &EnrollStatus, body: &str, id: &str) 
     pass_now
 }
 
-async fn run(cfg: EnrollConfig, status: Arc<EnrollStatus>, mut stop: watch::Receiver<bool>) {
+async fn run(
+    cfg: EnrollConfig,
+    status: Arc<EnrollStatus>,
+    inventory: Option<Arc<Inventory>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut enroller = loop {
         match unless_stopped(&mut stop, Enroller::connect(&cfg)).await {
             None => return,
@@ -184,6 +198,9 @@ async fn run(cfg: EnrollConfig, status: Arc<EnrollStatus>, mut stop: watch::Rece
         }
     };
     status.attach_calls(enroller.call_stats());
+    if let Some(inventory) = inventory {
+        enroller.set_inventory(inventory);
+    }
     let consume = !cfg.queue_url.is_empty() && (cfg.mode("launches") || cfg.mode("guardduty"));
     let mut next_pass = Instant::now();
     let mut pass_now = true;

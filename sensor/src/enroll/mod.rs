@@ -6,7 +6,9 @@
 //! a pass out ([`pass`]), what is remembered between passes ([`state`]) and
 //! the `sensor enroll` commands ([`cli`]), and in `sensor run` the loop
 //! ([`background`]) fed by queue events ([`sqs`], [`events`]) and reporting
-//! to `/metrics` and `/readyz` ([`status`]). Input: the `[enroll]`
+//! to `/metrics` and `/readyz` ([`status`]), and the inventory each pass
+//! refreshes ([`inventory`]) from which flow records learn the workload
+//! they were mirrored from ([`enrich`]). Input: the `[enroll]`
 //! configuration and AWS. Output: mirror sessions (tagged with the
 //! ownership tag), a plan or status table. Does not: touch a session,
 //! target or filter without the ownership tag, or sit on the packet path.
@@ -21,7 +23,9 @@ pub mod cli;
 pub mod client;
 pub mod desired;
 pub mod ec2;
+pub mod enrich;
 pub mod events;
+pub mod inventory;
 pub mod pass;
 pub mod reconcile;
 pub mod sqs;

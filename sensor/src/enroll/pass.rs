@@ -10,6 +10,7 @@ use super::client::credentials::{CredentialProvider, Credentials, Imds};
 use super::client::http::HttpClient;
 use super::client::{AwsError, CallPolicy, CallStats, QueryClient, Service};
 use super::ec2::{Ec2, SessionSpec, TargetSpec};
+use super::inventory::Inventory;
 use super::reconcile::{self, Observed, Plan, Refusal, Resolved};
 use super::state::EnrollState;
 use crate::config::EnrollConfig;
@@ -36,6 +37,8 @@ pub struct PassReport {
     pub refused: Vec<(String, String)>,
     /// Calls that failed for another reason (the next pass tries again).
     pub errors: Vec<String>,
+    /// Sessions created, with a known VNI: (interface, VNI).
+    pub created_vnis: Vec<(String, u32)>,
 }
 
 /// Whether AWS's answer to a create means "not this interface" (remember,
@@ -58,6 +61,7 @@ pub struct Enroller {
     ec2_url: String,
     state: EnrollState,
     state_file: Option<PathBuf>,
+    inventory: Option<Arc<Inventory>>,
 }
 
 impl Enroller {
@@ -94,7 +98,13 @@ impl Enroller {
             ec2_url,
             state,
             state_file,
+            inventory: None,
         })
+    }
+
+    /// Refresh `inventory` with what each [`Self::pass`] lists.
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = Some(inventory);
     }
 
     /// The Query client (SQS calls share its pacing and credentials).
@@ -252,7 +262,12 @@ impl Enroller {
                 description: format!("mirror sensor: {} ({})", c.instance_id, c.reason),
             };
             match ec2.create_session(&spec).await {
-                Ok(_) => report.created += 1,
+                Ok((_, vni)) => {
+                    report.created += 1;
+                    if let Some(vni) = vni.or(spec.vni) {
+                        report.created_vnis.push((c.eni_id.clone(), vni));
+                    }
+                }
                 Err(AwsError::Api { code, message, .. }) if is_refusal(&code) => {
                     report.refused.push((c.eni_id.clone(), code.clone()));
                     let at_unix = unix(now);
@@ -301,11 +316,27 @@ impl Enroller {
         report
     }
 
-    /// One full pass: observe, plan, apply.
+    /// One full pass: observe, plan, apply, then refresh the inventory
+    /// (when there is one) from what was listed and created.
     pub async fn pass(&mut self) -> Result<(Plan, PassReport), String> {
         let observed = self.observe().await.map_err(|e| e.to_string())?;
         let plan = self.plan(&observed)?;
         let report = self.apply(&plan).await;
+        if let Some(inventory) = &self.inventory {
+            let sessions: Vec<(String, u32)> = observed
+                .sessions
+                .iter()
+                .filter_map(|s| Some((s.eni_id.clone(), s.vni?)))
+                .chain(report.created_vnis.iter().cloned())
+                .collect();
+            let left_out = inventory.refresh(&observed.instances, &sessions);
+            if left_out > 0 {
+                eprintln!(
+                    "sensor: enroll: enrich_max_entries reached: {left_out} interfaces left out \
+                     of the inventory"
+                );
+            }
+        }
         Ok((plan, report))
     }
 }

@@ -9,6 +9,7 @@
 
 use super::PassReport;
 use super::client::CallStats;
+use super::inventory::Inventory;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -48,6 +49,7 @@ pub struct EnrollStatus {
     /// The last error reaching AWS; `None` once a call succeeds again.
     last_error: Mutex<Option<String>>,
     calls: OnceLock<Arc<CallStats>>,
+    inventory: OnceLock<Arc<Inventory>>,
 }
 
 impl EnrollStatus {
@@ -103,6 +105,11 @@ impl EnrollStatus {
         let _ = self.calls.set(calls);
     }
 
+    /// Attaches the inventory that enriches flow records.
+    pub fn attach_inventory(&self, inventory: Arc<Inventory>) {
+        let _ = self.inventory.set(inventory);
+    }
+
     /// The `/readyz` detail: always a passing check, degraded when AWS is
     /// unreachable.
     pub fn readiness_detail(&self) -> String {
@@ -144,6 +151,45 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::
 
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     ConstGauge::new(v as i64).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// The enrichment inventory's size and lookups (`sensor_enrich_*`).
+fn encode_inventory(enc: &mut DescriptorEncoder, inv: &Inventory) -> std::fmt::Result {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let table = inv.snapshot();
+    gauge(
+        enc,
+        "sensor_enrich_entries",
+        "Entries of the inventory that enriches flow records.",
+        table.len() as u64,
+    )?;
+    gauge(
+        enc,
+        "sensor_enrich_left_out_interfaces",
+        "Interfaces the last refresh left out of the inventory (enrich_max_entries).",
+        table.left_out(),
+    )?;
+    counter(
+        enc,
+        "sensor_enrich_refreshes",
+        "Inventory refreshes (one per completed enrollment pass).",
+        load(&inv.refreshes),
+    )?;
+    let mut m = enc.encode_descriptor(
+        "sensor_enrich_lookups",
+        "Flow records looked up in the inventory, by result: session (outer \
+         source and VNI), address (outer source alone), miss.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (result, n) in [
+        ("session", &inv.hits_session),
+        ("address", &inv.hits_address),
+        ("miss", &inv.misses),
+    ] {
+        ConstCounter::new(load(n)).encode(m.encode_family(&[("result", result)])?)?;
+    }
+    Ok(())
 }
 
 impl Collector for EnrollCollector {
@@ -217,6 +263,9 @@ impl Collector for EnrollCollector {
         )?;
         for (kind, n) in EVENT_KINDS.iter().zip(&s.events) {
             ConstCounter::new(load(n)).encode(m.encode_family(&[("kind", *kind)])?)?;
+        }
+        if let Some(inv) = s.inventory.get() {
+            encode_inventory(&mut enc, inv)?;
         }
         if let Some(c) = s.calls.get() {
             let e = &mut enc;

@@ -9,11 +9,15 @@
 //! `sender` (its own thread: connects, sends every stored batch, removes
 //! a batch from the store when its ack arrives, reconnects with backoff and
 //! sends again whatever was not acknowledged). `store` keeps batches until
-//! their ack, `tls` is the client configuration, `status` the metrics.
+//! their ack: in memory (`memory`) or in a disk spool of checksummed
+//! segment files (`spool`) that survives a restart or a kill of the
+//! sensor. `tls` is the client configuration, `status` the metrics.
 //! Does not: build records or decide their order.
 
+mod memory;
 mod sender;
 mod sink;
+mod spool;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -25,7 +29,7 @@ use anyhow::Context;
 use nucleus_proto::batch::Compression;
 use nucleus_proto::community_id::CommunityId;
 use status::ExportStatus;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use store::{FsyncPolicy, SpoolSettings, Store};
@@ -105,7 +109,7 @@ pub fn start(cfg: &NucleusConfig, community_id: CommunityId) -> anyhow::Result<N
     let identity =
         (!cfg.cert.is_empty()).then(|| (PathBuf::from(&cfg.cert), PathBuf::from(&cfg.key)));
     let tls = tls::client_config(
-        std::path::Path::new(&cfg.ca),
+        Path::new(&cfg.ca),
         identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
     )?;
     let server_name = tls::server_name(&cfg.server_name, host)?;
@@ -189,7 +193,10 @@ pub fn start(cfg: &NucleusConfig, community_id: CommunityId) -> anyhow::Result<N
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod address_tests {
     use super::split_host_port;
 
     #[test]

@@ -120,16 +120,20 @@ impl NucleusSink {
             bytes: bytes.len() as u64,
         };
         self.next_sequence += 1;
-        let appended = self.shared.lock_store().append(meta, bytes);
-        match appended {
-            Ok(()) => {
-                ExportStatus::add(&status.batches_sealed, 1);
-                ExportStatus::add(&status.records_sealed, u64::from(meta.records));
-            }
-            Err(e) => {
-                ExportStatus::add(&status.records_lost, u64::from(meta.records));
-                self.log_write_error(&e);
-            }
+        let mut store = self.shared.lock_store();
+        let appended = store.append(meta, bytes);
+        // A failed fsync leaves the batch written and held: only a batch
+        // the store does not hold is lost.
+        let held = appended.is_ok() || holds(&store, id);
+        drop(store);
+        if held {
+            ExportStatus::add(&status.batches_sealed, 1);
+            ExportStatus::add(&status.records_sealed, u64::from(meta.records));
+        } else {
+            ExportStatus::add(&status.records_lost, u64::from(meta.records));
+        }
+        if let Err(e) = appended {
+            self.log_write_error(&e);
         }
     }
 
@@ -200,6 +204,21 @@ impl NucleusSink {
             )))
         }
     }
+}
+
+/// Whether `store` holds batch `id`.
+fn holds(store: &super::store::Store, id: BatchId) -> bool {
+    let before = match id.sequence.checked_sub(1) {
+        Some(sequence) => BatchId {
+            epoch: id.epoch,
+            sequence,
+        },
+        None => BatchId {
+            epoch: id.epoch.saturating_sub(1),
+            sequence: u64::MAX,
+        },
+    };
+    store.next_after(Some(before)).map(|m| m.id) == Some(id)
 }
 
 impl RecordSink for NucleusSink {

@@ -146,6 +146,7 @@ pub(super) fn flow_record(f: &mut Flow, cid: &CommunityId) -> FlowRecord {
         tunnel,
         vantages: u32::try_from(f.vantages.len().max(1)).unwrap_or(u32::MAX),
         duplicate_pkts: f.duplicate_pkts,
+        vantage: None,
     }
 }
 

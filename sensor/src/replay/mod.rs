@@ -56,6 +56,11 @@ pub struct ReplayArgs {
     /// VXLAN network identifier (24 bits).
     #[arg(long, default_value_t = 4242, value_parser = clap::value_parser!(u32).range(0..=0x00ff_ffff))]
     pub vni: u32,
+    /// Outer source address (on AWS: the mirrored interface's primary IP),
+    /// an address of this host: on loopback any of 127.0.0.0/8. Default:
+    /// the one the kernel picks.
+    #[arg(long, value_name = "ADDR")]
+    pub source_ip: Option<IpAddr>,
     /// Send at a steady N packets per second.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub pps: Option<u64>,
@@ -167,7 +172,12 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
     for f in &args.files {
         std::fs::metadata(f).with_context(|| format!("{}", f.display()))?;
     }
-    let pool = SocketPool::open(dst, usize::from(args.source_ports))?;
+    if let Some(src) = args.source_ip
+        && src.is_ipv4() != dst.is_ipv4()
+    {
+        bail!("--source-ip {src} and --to {dst} are not of one address family");
+    }
+    let pool = SocketPool::open_from(dst, args.source_ip, usize::from(args.source_ports))?;
     if dst.is_ipv4() && !pool.checksum_zero() {
         eprintln!("sensor replay: SO_NO_CHECK refused; outer UDP checksums will not be 0");
     }

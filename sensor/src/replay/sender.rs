@@ -20,7 +20,7 @@
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -95,10 +95,20 @@ pub struct SocketPool {
 impl SocketPool {
     /// Opens `count` sockets connected to `dst`.
     pub fn open(dst: SocketAddr, count: usize) -> anyhow::Result<Self> {
-        let local: SocketAddr = if dst.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
+        Self::open_from(dst, None, count)
+    }
+
+    /// Opens `count` sockets connected to `dst`, sending from `source` (an
+    /// address of this host) when given.
+    pub fn open_from(
+        dst: SocketAddr,
+        source: Option<IpAddr>,
+        count: usize,
+    ) -> anyhow::Result<Self> {
+        let local: SocketAddr = match source {
+            Some(ip) => (ip, 0).into(),
+            None if dst.is_ipv4() => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            None => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let mut sockets = Vec::with_capacity(count);
         let mut ports = Vec::with_capacity(count);
@@ -106,7 +116,8 @@ impl SocketPool {
         for _ in 0..count.max(1) {
             let s = Socket::new(Domain::for_address(dst), Type::DGRAM, Some(Protocol::UDP))
                 .context("creating a UDP socket")?;
-            s.bind(&local.into()).context("binding a UDP socket")?;
+            s.bind(&local.into())
+                .with_context(|| format!("binding a UDP socket to {local}"))?;
             s.set_write_timeout(Some(SEND_TIMEOUT))
                 .context("setting SO_SNDTIMEO")?;
             if dst.is_ipv4() && !set_no_check(&s) {
@@ -355,6 +366,30 @@ mod tests {
             let want = pool.ports()[[0usize, 0, 1, 2, 2, 0][usize::from(i)]];
             assert_eq!(from.port(), want);
         }
+    }
+
+    #[test]
+    fn datagrams_leave_from_the_chosen_source_address() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let source: IpAddr = [127, 77, 1, 20].into();
+        let pool = SocketPool::open_from(rx.local_addr().unwrap(), Some(source), 2).unwrap();
+        let mut batch = Batch::new(4);
+        let mut stats = SendStats::default();
+        for socket in [0usize, 1] {
+            let start = batch.buffer().len();
+            batch.buffer().extend_from_slice(b"x");
+            batch.commit(start, socket);
+        }
+        batch.flush(&pool, &mut stats);
+        let mut buf = [0u8; 8];
+        for _ in 0..2 {
+            let (_, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(from.ip(), source);
+        }
+        // An address this host does not have cannot be a source.
+        let foreign: IpAddr = [192, 0, 2, 1].into();
+        assert!(SocketPool::open_from(rx.local_addr().unwrap(), Some(foreign), 1).is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub use batch::STEERING_SEED;
 use crate::capture::socket::{MAX_WAIT_SOCKETS, TunnelSocket};
 use crate::config::SensorConfig;
 use crate::decap::{Decoder, UdpTunnel};
+use crate::enroll::inventory::Inventory;
 use crate::metrics::{LiveStats, ThreadRole};
 use anyhow::{Context, bail};
 use batch::{Batch, Steer};
@@ -60,6 +61,7 @@ pub struct LiveSensor {
     receivers: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     output: Option<JoinHandle<()>>,
+    inventory: Option<Arc<Inventory>>,
 }
 
 fn tunnel_name(t: UdpTunnel) -> &'static str {
@@ -142,7 +144,14 @@ impl LiveSensor {
             .unwrap_or(0);
         stats.rcvbuf_bytes.store(granted as u64, Ordering::Relaxed);
         check_rcvbuf(live.rcvbuf_bytes, granted);
-        let sink = output::open_sink(cfg, &stats)?;
+        // Filled by the enrollment loop, read by the output thread.
+        let inventory = (cfg.enroll.enabled && cfg.enroll.enrich_max_entries > 0).then(|| {
+            Arc::new(Inventory::new(
+                cfg.enroll.enrich_tags.clone(),
+                cfg.enroll.enrich_max_entries,
+            ))
+        });
+        let sink = output::open_sink(cfg, &stats, inventory.as_ref())?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let n = live.workers;
@@ -161,7 +170,8 @@ impl LiveSensor {
         })?;
 
         if n == 1 && live.rx_threads == 1 && sockets.len() <= MAX_WAIT_SOCKETS {
-            return Self::start_inline(cfg, stats, stop, sockets, records_tx, output);
+            return Self::start_inline(cfg, stats, stop, sockets, records_tx, output)
+                .map(|s| s.with_inventory(inventory));
         }
 
         let decoder = Decoder::new(cfg.pipeline.decap.clone());
@@ -220,6 +230,7 @@ impl LiveSensor {
             receivers,
             workers,
             output: Some(output),
+            inventory,
         })
     }
 
@@ -252,7 +263,18 @@ impl LiveSensor {
             receivers: vec![thread],
             workers: Vec::new(),
             output: Some(output),
+            inventory: None,
         })
+    }
+
+    fn with_inventory(mut self, inventory: Option<Arc<Inventory>>) -> Self {
+        self.inventory = inventory;
+        self
+    }
+
+    /// The inventory that enriches flow records, when enrollment runs.
+    pub fn inventory(&self) -> Option<Arc<Inventory>> {
+        self.inventory.clone()
     }
 
     /// What the health endpoints read.
@@ -320,7 +342,7 @@ pub fn run(cfg: SensorConfig) -> anyhow::Result<()> {
     let _enroll = if cfg.enroll.enabled {
         let status = Arc::new(crate::enroll::status::EnrollStatus::default());
         let _ = sensor.stats().enroll.set(Arc::clone(&status));
-        crate::enroll::background::start(&cfg.enroll, status)?
+        crate::enroll::background::start(&cfg.enroll, status, sensor.inventory())?
     } else {
         None
     };

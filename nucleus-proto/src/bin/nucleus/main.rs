@@ -3,7 +3,8 @@
 //! (mutual TLS when `--client-ca` is given), writes each batch's records as
 //! JSON lines per record type under `--out`, durably and once, and
 //! acknowledges a batch only after its records and its identity are on
-//! disk. `nucleus dump FILE` prints the records of a file of frames.
+//! disk. `nucleus dump FILE` prints the records of a file of frames or of a
+//! sensor's spool segment.
 //!
 //! The modules: `tls` (certificates and rustls configuration), `session`
 //! (one sensor's connection: frames in, acks out), `store` (the output
@@ -36,9 +37,16 @@ struct Cli {
 enum Command {
     /// Accept sensors over TLS and write their records under --out.
     Serve(ServeArgs),
-    /// Print the records of a file of Nucleus frames as JSON lines.
+    /// Print the records of a file of Nucleus frames, or of a sensor's spool
+    /// segment, as JSON lines.
+    ///
+    /// A spool segment (a file starting with `NSPL`) is checked entry by
+    /// entry: the records of every intact entry are printed, each damaged
+    /// region is named on stderr ("FILE: bytes A..B damaged, skipped") and
+    /// skipped, and the exit status is non-zero if anything was damaged.
     Dump {
-        /// The file: a preamble, then frames, as on the wire.
+        /// The file: a preamble then frames, as on the wire; or a spool
+        /// segment.
         file: PathBuf,
         #[command(flatten)]
         limits: LimitArgs,

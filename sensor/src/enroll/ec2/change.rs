@@ -19,8 +19,8 @@ impl Ec2<'_> {
             })
     }
 
-    /// Creates a session; returns its id.
-    pub async fn create_session(&self, s: &SessionSpec) -> Result<String, AwsError> {
+    /// Creates a session; returns its id and its VNI when the answer says.
+    pub async fn create_session(&self, s: &SessionSpec) -> Result<(String, Option<u32>), AwsError> {
         let mut p = Params::new();
         p.set("NetworkInterfaceId", s.eni_id.as_str())
             .set("TrafficMirrorTargetId", s.target_id.as_str())
@@ -37,7 +37,11 @@ impl Ec2<'_> {
         tag_params(&mut p, "traffic-mirror-session", &s.tags);
         let action = "CreateTrafficMirrorSession";
         let root = self.call(action, &p).await?;
-        Self::created_id(action, &root, "trafficMirrorSession/trafficMirrorSessionId")
+        let id = Self::created_id(action, &root, "trafficMirrorSession/trafficMirrorSessionId")?;
+        let vni = root
+            .text_at("trafficMirrorSession/virtualNetworkId")
+            .and_then(|v| v.parse().ok());
+        Ok((id, vni))
     }
 
     /// Deletes a session.

@@ -1,7 +1,8 @@
 //! The output thread: records from every worker → one [`RecordSink`].
 //!
 //! Owns: the sink (stdout or a size-rotated file, and/or the Nucleus
-//! exporter), ticking it (batches sealed by age), flushing at least every
+//! exporter, behind enrichment of flow records when enrollment runs),
+//! ticking it (batches sealed by age), flushing at least every
 //! [`FLUSH_EVERY`], and the `output_error` count (records a failed write
 //! lost; the first error is logged). Input: record chunks on a bounded
 //! channel. Output: JSON lines. Does not: order records across workers
@@ -9,6 +10,8 @@
 
 use super::publish::Publisher;
 use crate::config::{OutputConfig, SensorConfig};
+use crate::enroll::enrich::EnrichingSink;
+use crate::enroll::inventory::Inventory;
 use crate::metrics::{Counters, Drop};
 use crate::metrics::{Gauges, LiveStats};
 use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink, TeeSink};
@@ -16,6 +19,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use nucleus_proto::Record;
 use nucleus_proto::community_id::CommunityId;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest time a written record stays in a buffer.
@@ -25,28 +29,35 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Opens the configured sinks: JSON lines (`-` for stdout, else a rotated
 /// file; none when `output.json` is empty) and the Nucleus exporter when
-/// `[nucleus] address` is set, whose status goes into `stats`.
+/// `[nucleus] address` is set, whose status goes into `stats`; flow
+/// records are enriched first when there is an `inventory`.
 pub fn open_sink(
     cfg: &SensorConfig,
     stats: &LiveStats,
+    inventory: Option<&Arc<Inventory>>,
 ) -> anyhow::Result<Box<dyn RecordSink + Send>> {
     let json = open_json(&cfg.output)?;
-    if !cfg.nucleus.enabled() {
-        return json.context("no output: output.json is empty and no [nucleus] address is set");
-    }
-    let community = &cfg.pipeline.community_id;
-    let exporter = crate::export::start(
-        &cfg.nucleus,
-        CommunityId::new(community.seed, community.base64),
-    )?;
-    let _ = stats.export.set(exporter.status());
-    let exporter: Box<dyn RecordSink + Send> = Box::new(exporter);
-    Ok(match json {
-        Some(first) => Box::new(TeeSink {
-            first,
-            second: exporter,
-        }),
-        None => exporter,
+    let sink = if cfg.nucleus.enabled() {
+        let community = &cfg.pipeline.community_id;
+        let exporter = crate::export::start(
+            &cfg.nucleus,
+            CommunityId::new(community.seed, community.base64),
+        )?;
+        let _ = stats.export.set(exporter.status());
+        let exporter: Box<dyn RecordSink + Send> = Box::new(exporter);
+        match json {
+            Some(first) => Box::new(TeeSink {
+                first,
+                second: exporter,
+            }),
+            None => exporter,
+        }
+    } else {
+        json.context("no output: output.json is empty and no [nucleus] address is set")?
+    };
+    Ok(match inventory {
+        Some(inventory) => Box::new(EnrichingSink::new(sink, Arc::clone(inventory))),
+        None => sink,
     })
 }
 
