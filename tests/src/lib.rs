@@ -31,6 +31,7 @@ pub mod corpus;
 pub mod expectations;
 pub mod flow;
 pub mod imds;
+pub mod jsonl;
 pub mod live;
 pub mod moto;
 pub mod netns;

@@ -31,11 +31,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sensor_tests::corpus::corpus_or_skip;
+use sensor_tests::jsonl::{all_lines, lines_by_type, minus, multiset_differences, repeated};
 use sensor_tests::live::{LiveOptions, LiveSensor, TempDir, free_tcp_port};
 use sensor_tests::nucleus::{
-    DevCerts, Receiver, ReceiverOptions, all_lines, dump, dump_run, lines_by_type, minus,
-    multiset_differences, output_records, repeated, sensor_command, spool_segments, stats_value,
-    wait_until,
+    DevCerts, Receiver, ReceiverOptions, dump, dump_run, output_records, sensor_command,
+    spool_segments, stats_value, wait_until,
 };
 use sensor_tests::packets::{pcap_bytes, small_connection, vxlan_tcp};
 use sensor_tests::records::{differences, normalize, parse_lines};
