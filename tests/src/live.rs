@@ -99,6 +99,9 @@ pub struct LiveOptions {
     pub netns: Option<String>,
     /// More flags, appended last.
     pub extra_args: Vec<String>,
+    /// Environment variables for the sensor (such as `SENSOR_NUCLEUS_*`
+    /// settings), set after the runner's own `SENSOR_*` are removed.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for LiveOptions {
@@ -112,6 +115,7 @@ impl Default for LiveOptions {
             vxlan_port: None,
             netns: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -187,6 +191,7 @@ impl LiveSensor {
                 command.env_remove(key);
             }
         }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         let command_line = format!("{} {}", sensor_bin().display(), args.join(" "));
         let stderr = File::create(&stderr_path).expect("create the stderr file");
         let child = command

@@ -28,7 +28,9 @@ pub fn sensor_bin() -> &'static Path {
     }
 }
 
-fn target_dir() -> PathBuf {
+/// The cargo target directory: `CARGO_TARGET_DIR` (relative to the
+/// workspace root when relative), else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);

@@ -74,7 +74,11 @@ pub fn explain(e: &std::io::Error) -> String {
     };
     use rustls::{AlertDescription, CertificateError, Error};
     match tls {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+        // BadSignature: a configured CA has the issuer's name but did not
+        // sign it (a CA made again under the same name).
+        Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!(
             "the Nucleus's certificate is not signed by the configured CA (nucleus.ca, \
              --nucleus-ca): {tls}"
         ),
@@ -94,6 +98,7 @@ pub fn explain(e: &std::io::Error) -> String {
             AlertDescription::UnknownCA
             | AlertDescription::BadCertificate
             | AlertDescription::CertificateUnknown
+            | AlertDescription::DecryptError
             | AlertDescription::AccessDenied,
         ) => format!("the Nucleus refused this sensor's client certificate: {tls}"),
         _ => format!("TLS: {tls}"),
@@ -129,6 +134,10 @@ mod tests {
             rustls::CertificateError::UnknownIssuer,
         ));
         assert!(explain(&unknown).contains("not signed by the configured CA"));
+        let same_name = std::io::Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature,
+        ));
+        assert!(explain(&same_name).contains("not signed by the configured CA"));
         let required = std::io::Error::other(rustls::Error::AlertReceived(
             rustls::AlertDescription::CertificateRequired,
         ));

@@ -63,7 +63,11 @@ pub fn explain(e: &std::io::Error) -> String {
             "the sensor presented no client certificate, and this receiver requires one \
              (--client-ca; the sensor's --nucleus-cert and --nucleus-key): {tls}"
         ),
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+        // BadSignature: a CA of --client-ca has the issuer's name but did
+        // not sign it (a CA made again under the same name).
+        Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => {
             format!("the sensor's client certificate is not signed by a CA of --client-ca: {tls}")
         }
         Error::InvalidCertificate(_) => {
@@ -72,7 +76,8 @@ pub fn explain(e: &std::io::Error) -> String {
         Error::AlertReceived(
             AlertDescription::UnknownCA
             | AlertDescription::BadCertificate
-            | AlertDescription::CertificateUnknown,
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::DecryptError,
         ) => format!(
             "the sensor does not trust this receiver's certificate (is --tls-cert signed by the \
              CA the sensor has as --nucleus-ca, and does it name the address the sensor dials?): \
