@@ -369,3 +369,74 @@ fn the_release_binary_with_the_boot_configuration_becomes_ready() {
         "records go where the flags said, not to the instance's path"
     );
 }
+
+#[test]
+fn records_reach_a_nucleus_through_the_boot_configuration() {
+    // The walk's last step on one machine: user data naming a Nucleus and
+    // its CA, the boot step, the sensor started as the unit starts it
+    // (packaged configuration plus SENSOR_ARGS), traffic, and the records
+    // at the receiver, equal to the sensor's own JSON copy.
+    use sensor_tests::jsonl::{lines_by_type, multiset_differences};
+    use sensor_tests::nucleus::{DevCerts, Receiver, ReceiverOptions, wait_until};
+    use sensor_tests::replay::replay;
+
+    let dir = TempDir::new("ami-nucleus");
+    let certs = DevCerts::make(&dir.join("certs"), "127.0.0.1");
+    let mut receiver = Receiver::start(
+        &ReceiverOptions {
+            certs: certs.clone(),
+            client_ca: None,
+            out: dir.join("nucleus-out"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        &dir.join("nucleus.stderr"),
+    );
+    let ca = std::fs::read(certs.ca()).unwrap();
+    let b64 = Command::new("base64")
+        .args(["-w", "0"])
+        .arg(certs.ca())
+        .output()
+        .unwrap();
+    let b64 = String::from_utf8(b64.stdout).unwrap();
+    let user_data = format!("NUCLEUS_ADDR={}\nNUCLEUS_CA_PEM_B64={b64}\n", receiver.addr);
+    let boot = BootConfig::run(Some(user_data.as_bytes()));
+    assert!(boot.success, "{}", boot.log);
+    assert_eq!(boot.file("nucleus-ca.pem").unwrap().as_bytes(), ca);
+    let args: Vec<String> = boot.environment()["SENSOR_ARGS"]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let options = LiveOptions {
+        rx_threads: Some(1),
+        workers: Some(1),
+        drain: Duration::from_millis(500),
+        config: Some(boot.config_path()),
+        extra_args: args,
+        ..LiveOptions::default()
+    };
+    let mut sensor = LiveSensor::start_ready(&dir, &options);
+    let capture = workspace_root().join("pcaps/aws-mirror/vxlan.pcap");
+    let replay_args = ["--encap", "none", "--pps", "2000"];
+    replay(
+        &[capture.as_path()],
+        sensor.vxlan,
+        &replay_args,
+        Duration::from_secs(60),
+    )
+    .assert_success();
+    sensor.stop(options.drain, Duration::from_secs(40));
+    let local = lines_by_type(&std::fs::read_to_string(&sensor.json).unwrap());
+    assert!(!local.is_empty(), "the sensor wrote no records");
+    let delivered = wait_until(Duration::from_secs(10), || receiver.records() == local);
+    let diff = multiset_differences(&local, &receiver.records());
+    assert!(
+        delivered && diff.is_empty(),
+        "the Nucleus got other records than the sensor wrote:\n{}\nsensor: {}\nnucleus: {}",
+        diff.join("\n"),
+        sensor.stderr(),
+        receiver.stderr()
+    );
+    // The spool is the state directory's, as on an instance.
+    assert!(boot.dir.join("state/spool").is_dir());
+    receiver.stop();
+}
