@@ -15,26 +15,14 @@ mod common;
 use common::{cid, frame_bytes, sample_frames, sample_records};
 use nucleus_proto::batch::{Compression, seal};
 use nucleus_proto::frame::{self, Frame, fuzz_input};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frame_decoder")
+    common::fuzz_corpus_dir("frame_decoder")
 }
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = corpus_dir();
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    common::fuzz_seeds("frame_decoder")
 }
 
 #[test]

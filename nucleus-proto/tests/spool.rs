@@ -22,23 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/spool_scanner")
+    common::fuzz_corpus_dir("spool_scanner")
 }
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = corpus_dir();
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    common::fuzz_seeds("spool_scanner")
 }
 
 #[test]

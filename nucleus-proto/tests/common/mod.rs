@@ -9,6 +9,30 @@ use nucleus_proto::dns_names::{opcode, rcode, rtype};
 use nucleus_proto::frame::{self, Frame};
 use nucleus_proto::*;
 
+/// The seed corpus directory of the fuzz target `target`.
+pub fn fuzz_corpus_dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// Every seed of the fuzz target `target`: (file name, bytes), by name.
+pub fn fuzz_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = fuzz_corpus_dir(target);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 pub fn frame_bytes(f: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
     frame::encode(f, frame::DEFAULT_MAX_FRAME_BYTES, &mut out).unwrap();
