@@ -207,41 +207,48 @@ impl RecordSink for DiscardSink {
     }
 }
 
+/// A one-packet UDP flow from 10.0.0.1:`src_port` to 10.0.0.2:53, for
+/// tests of what handles records; each test changes what it needs.
+#[cfg(test)]
+pub(crate) fn flow_record(src_port: u16) -> nucleus_proto::FlowRecord {
+    use nucleus_proto::{FlowRecord, Proto, TimestampMicros};
+    FlowRecord {
+        ts: TimestampMicros(0),
+        end_ts: TimestampMicros(0),
+        uid: "C0".into(),
+        community_id: String::new(),
+        proto: Proto(17),
+        src_ip: [10, 0, 0, 1].into(),
+        src_port,
+        dst_ip: [10, 0, 0, 2].into(),
+        dst_port: 53,
+        orig_pkts: 1,
+        orig_bytes: 0,
+        orig_ip_bytes: 0,
+        resp_pkts: 0,
+        resp_bytes: 0,
+        resp_ip_bytes: 0,
+        orig_tcp_flags: None,
+        resp_tcp_flags: None,
+        conn_state: "S0".into(),
+        history: "D".into(),
+        missed_bytes: 0,
+        truncated_bytes: 0,
+        duration: 0.0,
+        service: None,
+        tunnel: Vec::new(),
+        vantages: 1,
+        duplicate_pkts: 0,
+        vantage: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nucleus_proto::{FlowRecord, Proto, TimestampMicros};
 
     fn record(port: u16) -> Record {
-        Record::Flow(Box::new(FlowRecord {
-            ts: TimestampMicros(0),
-            end_ts: TimestampMicros(0),
-            uid: "C0".into(),
-            community_id: String::new(),
-            proto: Proto(17),
-            src_ip: [10, 0, 0, 1].into(),
-            src_port: port,
-            dst_ip: [10, 0, 0, 2].into(),
-            dst_port: 53,
-            orig_pkts: 1,
-            orig_bytes: 0,
-            orig_ip_bytes: 0,
-            resp_pkts: 0,
-            resp_bytes: 0,
-            resp_ip_bytes: 0,
-            orig_tcp_flags: None,
-            resp_tcp_flags: None,
-            conn_state: "S0".into(),
-            history: "D".into(),
-            missed_bytes: 0,
-            truncated_bytes: 0,
-            duration: 0.0,
-            service: None,
-            tunnel: Vec::new(),
-            vantages: 1,
-            duplicate_pkts: 0,
-            vantage: None,
-        }))
+        Record::Flow(Box::new(flow_record(port)))
     }
 
     fn lines(p: &Path) -> Vec<String> {

@@ -133,38 +133,16 @@ impl RecordSink for EnrichingSink {
 mod tests {
     use super::*;
     use crate::enroll::ec2;
-    use nucleus_proto::{FlowRecord, Proto, TimestampMicros};
+    use nucleus_proto::{FlowRecord, Proto};
     use std::sync::Mutex;
 
     fn flow(tunnel: Vec<TunnelLayer>) -> Record {
         Record::Flow(Box::new(FlowRecord {
-            ts: TimestampMicros(0),
-            end_ts: TimestampMicros(0),
-            uid: "C0".into(),
-            community_id: String::new(),
             proto: Proto(6),
-            src_ip: [10, 0, 0, 1].into(),
-            src_port: 1,
-            dst_ip: [10, 0, 0, 2].into(),
             dst_port: 2,
-            orig_pkts: 1,
-            orig_bytes: 0,
-            orig_ip_bytes: 0,
-            resp_pkts: 0,
-            resp_bytes: 0,
-            resp_ip_bytes: 0,
-            orig_tcp_flags: None,
-            resp_tcp_flags: None,
-            conn_state: "S0".into(),
             history: "S".into(),
-            missed_bytes: 0,
-            truncated_bytes: 0,
-            duration: 0.0,
-            service: None,
             tunnel,
-            vantages: 1,
-            duplicate_pkts: 0,
-            vantage: None,
+            ..crate::record::flow_record(1)
         }))
     }
 

@@ -7,7 +7,7 @@
 use super::*;
 use crate::record::RecordSink;
 use nucleus_proto::frame::{Frame, FrameReader};
-use nucleus_proto::{FlowRecord, Proto, Record, TimestampMicros, pb};
+use nucleus_proto::{FlowRecord, Record, TimestampMicros, pb};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -161,34 +161,13 @@ async fn session<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 }
 
 fn record(i: u16) -> Record {
+    let ts = TimestampMicros(1_700_000_000_000_000 + i64::from(i));
     Record::Flow(Box::new(FlowRecord {
-        ts: TimestampMicros(1_700_000_000_000_000 + i64::from(i)),
-        end_ts: TimestampMicros(1_700_000_000_000_000 + i64::from(i)),
+        ts,
+        end_ts: ts,
         uid: format!("C{i}"),
-        community_id: String::new(),
-        proto: Proto(17),
-        src_ip: [10, 0, 0, 1].into(),
-        src_port: i,
-        dst_ip: [10, 0, 0, 2].into(),
-        dst_port: 53,
-        orig_pkts: 1,
-        orig_bytes: 0,
         orig_ip_bytes: 28,
-        resp_pkts: 0,
-        resp_bytes: 0,
-        resp_ip_bytes: 0,
-        orig_tcp_flags: None,
-        resp_tcp_flags: None,
-        conn_state: "S0".into(),
-        history: "D".into(),
-        missed_bytes: 0,
-        truncated_bytes: 0,
-        duration: 0.0,
-        service: None,
-        tunnel: Vec::new(),
-        vantages: 1,
-        duplicate_pkts: 0,
-        vantage: None,
+        ..crate::record::flow_record(i)
     }))
 }
 
