@@ -99,29 +99,144 @@ impl ExportStatus {
         }
     }
 
-    /// Lines for `sensor pcap --stats`.
+    /// Every value, named without its prefix (`sensor_export_` in
+    /// `/metrics`, `export_` in `--stats`), with its help text and whether it
+    /// is a gauge (else a counter).
+    fn values(&self) -> [(&'static str, &'static str, Kind, u64); 22] {
+        use Kind::{Counter, Gauge};
+        let st = self.store();
+        let connected = u64::from(self.connected.load(Ordering::Relaxed));
+        [
+            (
+                "connected",
+                "1 while a session with the Nucleus is up.",
+                Gauge,
+                connected,
+            ),
+            (
+                "connects",
+                "Sessions established with the Nucleus.",
+                Counter,
+                load(&self.connects),
+            ),
+            (
+                "connect_failures",
+                "Connection attempts to the Nucleus that failed (TCP, TLS or Hello).",
+                Counter,
+                load(&self.connect_failures),
+            ),
+            (
+                "disconnects",
+                "Established sessions that ended in an error.",
+                Counter,
+                load(&self.disconnects),
+            ),
+            (
+                "batches_sealed",
+                "Batches sealed.",
+                Counter,
+                load(&self.batches_sealed),
+            ),
+            (
+                "records_sealed",
+                "Records sealed into batches.",
+                Counter,
+                load(&self.records_sealed),
+            ),
+            (
+                "batches_split",
+                "Batches split because their block exceeded nucleus.batch_max_bytes.",
+                Counter,
+                load(&self.batches_split),
+            ),
+            (
+                "batches_sent",
+                "Batch frames written, resends included.",
+                Counter,
+                load(&self.batches_sent),
+            ),
+            (
+                "batches_resent",
+                "Batch frames written again after a reconnect.",
+                Counter,
+                load(&self.batches_resent),
+            ),
+            (
+                "bytes_sent",
+                "Bytes of batch frames written.",
+                Counter,
+                load(&self.bytes_sent),
+            ),
+            (
+                "batches_acked",
+                "Batches the Nucleus acknowledged.",
+                Counter,
+                load(&self.batches_acked),
+            ),
+            (
+                "records_acked",
+                "Records the Nucleus acknowledged.",
+                Counter,
+                load(&self.records_acked),
+            ),
+            (
+                "records_lost",
+                "Records that could not be sealed or stored.",
+                Counter,
+                load(&self.records_lost),
+            ),
+            (
+                "dropped_batches",
+                "Oldest batches dropped because the spool (or memory queue) was full.",
+                Counter,
+                st.dropped_batches,
+            ),
+            (
+                "dropped_records",
+                "Records in the dropped batches.",
+                Counter,
+                st.dropped_records,
+            ),
+            (
+                "spool_corrupt_entries",
+                "Damaged spool entries found and skipped.",
+                Counter,
+                st.corrupt_entries,
+            ),
+            (
+                "spool_corrupt_bytes",
+                "Bytes of damaged spool regions skipped.",
+                Counter,
+                st.corrupt_bytes,
+            ),
+            (
+                "spool_write_errors",
+                "Spool writes that failed.",
+                Counter,
+                st.write_errors,
+            ),
+            (
+                "held_batches",
+                "Batches waiting for their acknowledgement.",
+                Gauge,
+                st.batches,
+            ),
+            (
+                "held_records",
+                "Records in those batches.",
+                Gauge,
+                st.records,
+            ),
+            ("held_bytes", "Bytes of those batches.", Gauge, st.bytes),
+            ("spool_segments", "Spool segment files.", Gauge, st.segments),
+        ]
+    }
+
+    /// Lines for `sensor pcap --stats`: `export_<name>: <value>`.
     pub fn summary(&self) -> String {
-        let s = self.store();
         let mut out = String::new();
-        for (name, v) in [
-            ("export_batches_sealed", load(&self.batches_sealed)),
-            ("export_records_sealed", load(&self.records_sealed)),
-            ("export_batches_sent", load(&self.batches_sent)),
-            ("export_batches_resent", load(&self.batches_resent)),
-            ("export_bytes_sent", load(&self.bytes_sent)),
-            ("export_batches_acked", load(&self.batches_acked)),
-            ("export_records_acked", load(&self.records_acked)),
-            ("export_records_lost", load(&self.records_lost)),
-            ("export_connects", load(&self.connects)),
-            ("export_connect_failures", load(&self.connect_failures)),
-            ("export_held_batches", s.batches),
-            ("export_held_records", s.records),
-            ("export_dropped_batches", s.dropped_batches),
-            ("export_dropped_records", s.dropped_records),
-            ("export_spool_corrupt_entries", s.corrupt_entries),
-            ("export_spool_write_errors", s.write_errors),
-        ] {
-            let _ = writeln!(out, "{name}: {v}");
+        for (name, _, _, v) in self.values() {
+            let _ = writeln!(out, "export_{name}: {v}");
         }
         out
     }
@@ -145,130 +260,21 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fm
     ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
+/// How a value is exposed.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
 impl Collector for ExportCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let s = &self.0;
-        let st = s.store();
-        let e = &mut enc;
-        let connected = u64::from(s.connected.load(Ordering::Relaxed));
-        gauge(
-            e,
-            "sensor_export_connected",
-            "1 while a session with the Nucleus is up.",
-            connected,
-        )?;
-        for (name, help, v) in [
-            (
-                "sensor_export_connects",
-                "Sessions established with the Nucleus.",
-                load(&s.connects),
-            ),
-            (
-                "sensor_export_connect_failures",
-                "Connection attempts to the Nucleus that failed (TCP, TLS or Hello).",
-                load(&s.connect_failures),
-            ),
-            (
-                "sensor_export_disconnects",
-                "Established sessions that ended in an error.",
-                load(&s.disconnects),
-            ),
-            (
-                "sensor_export_batches_sealed",
-                "Batches sealed.",
-                load(&s.batches_sealed),
-            ),
-            (
-                "sensor_export_records_sealed",
-                "Records sealed into batches.",
-                load(&s.records_sealed),
-            ),
-            (
-                "sensor_export_batches_split",
-                "Batches split because their block exceeded nucleus.batch_max_bytes.",
-                load(&s.batches_split),
-            ),
-            (
-                "sensor_export_batches_sent",
-                "Batch frames written, resends included.",
-                load(&s.batches_sent),
-            ),
-            (
-                "sensor_export_batches_resent",
-                "Batch frames written again after a reconnect.",
-                load(&s.batches_resent),
-            ),
-            (
-                "sensor_export_bytes_sent",
-                "Bytes of batch frames written.",
-                load(&s.bytes_sent),
-            ),
-            (
-                "sensor_export_batches_acked",
-                "Batches the Nucleus acknowledged.",
-                load(&s.batches_acked),
-            ),
-            (
-                "sensor_export_records_acked",
-                "Records the Nucleus acknowledged.",
-                load(&s.records_acked),
-            ),
-            (
-                "sensor_export_records_lost",
-                "Records that could not be sealed or stored.",
-                load(&s.records_lost),
-            ),
-            (
-                "sensor_export_dropped_batches",
-                "Oldest batches dropped because the spool (or memory queue) was full.",
-                st.dropped_batches,
-            ),
-            (
-                "sensor_export_dropped_records",
-                "Records in the dropped batches.",
-                st.dropped_records,
-            ),
-            (
-                "sensor_export_spool_corrupt_entries",
-                "Damaged spool entries found and skipped.",
-                st.corrupt_entries,
-            ),
-            (
-                "sensor_export_spool_corrupt_bytes",
-                "Bytes of damaged spool regions skipped.",
-                st.corrupt_bytes,
-            ),
-            (
-                "sensor_export_spool_write_errors",
-                "Spool writes that failed.",
-                st.write_errors,
-            ),
-        ] {
-            counter(e, name, help, v)?;
-        }
-        for (name, help, v) in [
-            (
-                "sensor_export_held_batches",
-                "Batches waiting for their acknowledgement.",
-                st.batches,
-            ),
-            (
-                "sensor_export_held_records",
-                "Records in those batches.",
-                st.records,
-            ),
-            (
-                "sensor_export_held_bytes",
-                "Bytes of those batches.",
-                st.bytes,
-            ),
-            (
-                "sensor_export_spool_segments",
-                "Spool segment files.",
-                st.segments,
-            ),
-        ] {
-            gauge(e, name, help, v)?;
+        for (name, help, kind, v) in self.0.values() {
+            let name = format!("sensor_export_{name}");
+            match kind {
+                Kind::Counter => counter(&mut enc, &name, help, v)?,
+                Kind::Gauge => gauge(&mut enc, &name, help, v)?,
+            }
         }
         Ok(())
     }
