@@ -284,10 +284,13 @@ impl<'a> Sender<'a> {
             out.clear();
             let mut sent = Vec::new();
             while in_flight.len() + sent.len() < self.settings.max_in_flight {
-                let next = self.shared.lock_store().next_after(cursor);
-                let Some(meta) = next else { break };
+                let mut store = self.shared.lock_store();
+                let Some(meta) = store.next_after(cursor) else {
+                    break;
+                };
                 cursor = Some(meta.id);
-                let bytes = self.shared.lock_store().read(meta.id);
+                let bytes = store.read(meta.id);
+                drop(store);
                 let bytes = match bytes {
                     Ok(Some(b)) => b,
                     // Gone (dropped for space) or damaged: the store counted it.
