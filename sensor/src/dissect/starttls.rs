@@ -223,6 +223,28 @@ pub(crate) mod testutil {
     //! Drives a follower the way the flow stage does and shows what it did.
 
     use super::*;
+    use crate::dissect::{L4, Probe, ProbeInput};
+
+    /// The client's side.
+    pub const O: Direction = Direction::Originator;
+    /// The server's side.
+    pub const R: Direction = Direction::Responder;
+
+    /// What `probe` says of `data` sent by `dir` on a TCP connection from
+    /// port 40000 to `server_port`.
+    pub fn probe_tcp(
+        probe: fn(&ProbeInput<'_>) -> Probe,
+        server_port: u16,
+        dir: Direction,
+        data: &[u8],
+    ) -> Probe {
+        probe(&ProbeInput {
+            l4: L4::Tcp,
+            dir,
+            ports: (40000, server_port),
+            data,
+        })
+    }
 
     /// What one call answered, with the anomalies so far.
     pub struct Run {

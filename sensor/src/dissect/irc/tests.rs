@@ -1,20 +1,10 @@
 use super::*;
 use crate::dissect::Want;
-use crate::dissect::starttls::testutil::{feed, feed_bytewise, limits};
-
-const O: Direction = Direction::Originator;
-const R: Direction = Direction::Responder;
+use crate::dissect::starttls::testutil::{O, R, feed, feed_bytewise, limits, probe_tcp};
 
 #[test]
 fn the_probe_wants_a_client_registration_or_starttls() {
-    let p = |dir, data| {
-        probe(&ProbeInput {
-            l4: L4::Tcp,
-            dir,
-            ports: (40000, 7000),
-            data,
-        })
-    };
+    let p = |dir, data| probe_tcp(probe, 7000, dir, data);
     assert_eq!(p(O, b"STARTTLS\r\n"), Probe::Match);
     assert_eq!(p(O, b"NICK joe\r\nUSER joe 0 * :Joe\r\n"), Probe::Match);
     assert_eq!(p(O, b"CAP L"), Probe::NeedMore);

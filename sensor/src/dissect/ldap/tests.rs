@@ -1,9 +1,6 @@
 use super::*;
 use crate::dissect::Want;
-use crate::dissect::starttls::testutil::{feed, feed_bytewise, limits};
-
-const O: Direction = Direction::Originator;
-const R: Direction = Direction::Responder;
+use crate::dissect::starttls::testutil::{O, R, feed, feed_bytewise, limits, probe_tcp};
 
 /// StartTLS request, messageID 1 (as OpenLDAP sends it).
 const REQUEST: &[u8] = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037";
@@ -26,14 +23,7 @@ fn ldap() -> Follower<Ldap> {
 
 #[test]
 fn the_probe_wants_a_start_tls_request_first() {
-    let p = |dir, data| {
-        probe(&ProbeInput {
-            l4: L4::Tcp,
-            dir,
-            ports: (40000, 3890),
-            data,
-        })
-    };
+    let p = |dir, data| probe_tcp(probe, 3890, dir, data);
     assert_eq!(p(O, REQUEST), Probe::Match);
     assert_eq!(p(O, &REQUEST[..10]), Probe::NeedMore);
     // A bind request is LDAP, but not one the sensor follows.

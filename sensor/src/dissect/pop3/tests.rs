@@ -1,17 +1,9 @@
 use super::*;
 use crate::dissect::Want;
-use crate::dissect::starttls::testutil::{feed, feed_bytewise, limits};
-
-const O: Direction = Direction::Originator;
-const R: Direction = Direction::Responder;
+use crate::dissect::starttls::testutil::{O, R, feed, feed_bytewise, limits, probe_tcp};
 
 fn probe_of(dir: Direction, data: &[u8]) -> Probe {
-    probe(&ProbeInput {
-        l4: L4::Tcp,
-        dir,
-        ports: (40000, 1100),
-        data,
-    })
+    probe_tcp(probe, 1100, dir, data)
 }
 
 fn pop3() -> Follower<Pop3> {

@@ -1,20 +1,10 @@
 use super::*;
 use crate::dissect::Want;
-use crate::dissect::starttls::testutil::{feed, feed_bytewise, limits};
-
-const O: Direction = Direction::Originator;
-const R: Direction = Direction::Responder;
+use crate::dissect::starttls::testutil::{O, R, feed, feed_bytewise, limits, probe_tcp};
 
 #[test]
 fn the_probe_wants_an_ssl_request_from_the_client() {
-    let p = |dir, data| {
-        probe(&ProbeInput {
-            l4: L4::Tcp,
-            dir,
-            ports: (40000, 15432),
-            data,
-        })
-    };
+    let p = |dir, data| probe_tcp(probe, 15432, dir, data);
     assert_eq!(p(O, SSL_REQUEST), Probe::Match);
     assert_eq!(p(O, &SSL_REQUEST[..5]), Probe::NeedMore);
     // A plaintext StartupMessage (protocol 3.0).
