@@ -128,6 +128,14 @@ impl World {
             .collect()
     }
 
+    /// Launches `count` instances in the first subnet, `per_reservation`
+    /// per call.
+    fn launch(&self, count: usize, per_reservation: usize, tags: &[(&str, &str)]) {
+        let subnet = &self.subnets[0].1;
+        let calls = World::launch_calls(subnet, count, per_reservation, tags);
+        self.moto.boto(&Value::Array(calls));
+    }
+
     /// Every instance as moto describes it.
     fn instances(&self) -> Vec<Value> {
         let r = self.moto.boto(&json!([call(
@@ -328,13 +336,7 @@ fn backfill_of_450_instances_pages_through_all_and_a_second_pass_changes_nothing
 #[test]
 fn two_sensors_interleaving_their_passes_create_each_session_once() {
     let world = World::new(1);
-    let subnet = &world.subnets[0].1;
-    world.moto.boto(&Value::Array(World::launch_calls(
-        subnet,
-        30,
-        5,
-        &[("env", "prod")],
-    )));
+    world.launch(30, 5, &[("env", "prod")]);
     let config = world.config("fleet", "page_size = 5\n");
     // Neither sensor creates before both have listed everything.
     world.proxy.hold_creates_until_passes(2);
@@ -381,13 +383,7 @@ fn two_sensors_interleaving_their_passes_create_each_session_once() {
 #[test]
 fn terminated_and_out_of_scope_instances_lose_their_session_and_foreign_ones_stay() {
     let world = World::new(1);
-    let subnet = world.subnets[0].1.clone();
-    world.moto.boto(&Value::Array(World::launch_calls(
-        &subnet,
-        6,
-        3,
-        &[("env", "prod")],
-    )));
+    world.launch(6, 3, &[("env", "prod")]);
     let instances = world.instances();
     let config = world.config("cleanup", "tags = { env = \"prod\" }\n");
     let first = enroll("apply", &config, &[]);
@@ -489,13 +485,7 @@ fn terminated_and_out_of_scope_instances_lose_their_session_and_foreign_ones_sta
 #[test]
 fn throttling_is_retried_and_refused_interfaces_are_remembered_not_retried() {
     let world = World::new(1);
-    let subnet = world.subnets[0].1.clone();
-    world.moto.boto(&Value::Array(World::launch_calls(
-        &subnet,
-        5,
-        5,
-        &[("env", "prod")],
-    )));
+    world.launch(5, 5, &[("env", "prod")]);
     let instances = world.instances();
     let enis: Vec<String> = instances.iter().map(primary_eni).collect();
     // The third interface is full: three sessions of someone else's.
@@ -631,13 +621,7 @@ fn throttling_is_retried_and_refused_interfaces_are_remembered_not_retried() {
 #[test]
 fn the_sensor_creates_its_target_and_filter_once_and_removes_them_when_unused() {
     let world = World::new(1);
-    let subnet = world.subnets[0].1.clone();
-    world.moto.boto(&Value::Array(World::launch_calls(
-        &subnet,
-        2,
-        2,
-        &[("app", "web")],
-    )));
+    world.launch(2, 2, &[("app", "web")]);
     let path = world.moto.dir().join("own.toml");
     let write = |arn: &str| {
         std::fs::write(&path, format!(
@@ -729,13 +713,7 @@ fn the_sensor_creates_its_target_and_filter_once_and_removes_them_when_unused() 
 #[test]
 fn credentials_and_region_come_from_imdsv2_and_are_refreshed_before_expiry() {
     let world = World::new(1);
-    let subnet = world.subnets[0].1.clone();
-    world.moto.boto(&Value::Array(World::launch_calls(
-        &subnet,
-        2,
-        2,
-        &[("app", "web")],
-    )));
+    world.launch(2, 2, &[("app", "web")]);
     let no_env: &[(&str, Option<&str>)] =
         &[("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None)];
     let role = "/latest/meta-data/iam/security-credentials/sensor-role";
@@ -803,12 +781,7 @@ fn queue_events_enroll_launches_and_guardduty_findings_at_once_in_sensor_run() {
     use sensor_tests::live::{LiveOptions, LiveSensor, TempDir};
     let world = World::new(1);
     let subnet = world.subnets[0].1.clone();
-    world.moto.boto(&Value::Array(World::launch_calls(
-        &subnet,
-        2,
-        2,
-        &[("env", "prod")],
-    )));
+    world.launch(2, 2, &[("env", "prod")]);
     let queue = world.moto.boto(&json!([call(
         "sqs",
         "create_queue",
