@@ -5,7 +5,7 @@
 //! not: connect or spool (the `export` module does).
 
 use super::forms;
-use super::validate::Invalid;
+use super::validate::{Invalid, fail, range, timeout};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -111,27 +111,8 @@ impl Default for NucleusConfig {
 
 type Check = Result<(), Invalid>;
 
-fn fail(key: &'static str, message: String) -> Check {
-    Err(Invalid {
-        section: "nucleus",
-        key,
-        message,
-    })
-}
-
-fn within(key: &'static str, v: u64, min: u64, max: u64) -> Check {
-    if v < min || v > max {
-        return fail(key, format!("{v} is outside {min}-{max}"));
-    }
-    Ok(())
-}
-
-fn positive(key: &'static str, d: Duration) -> Check {
-    if d.is_zero() {
-        return fail(key, "must be more than zero".to_string());
-    }
-    Ok(())
-}
+/// The section's name in errors.
+const S: &str = "nucleus";
 
 impl NucleusConfig {
     /// Whether records are exported.
@@ -144,12 +125,14 @@ impl NucleusConfig {
         if self.enabled() {
             if crate::export::split_host_port(&self.address).is_none() {
                 return fail(
+                    S,
                     "address",
                     format!("{:?} is not HOST:PORT (IPv6: [ADDR]:PORT)", self.address),
                 );
             }
             if self.ca.is_empty() {
                 return fail(
+                    S,
                     "ca",
                     "is empty: the Nucleus's certificate is verified against this CA file \
                      (--nucleus-ca)"
@@ -159,16 +142,24 @@ impl NucleusConfig {
         }
         if self.cert.is_empty() != self.key.is_empty() {
             return fail(
+                S,
                 if self.cert.is_empty() { "cert" } else { "key" },
                 "cert and key go together (--nucleus-cert and --nucleus-key)".to_string(),
             );
         }
         if !FSYNC_POLICIES.contains(&self.fsync.as_str()) {
             let m = format!("{:?}: one of {}", self.fsync, FSYNC_POLICIES.join(", "));
-            return fail("fsync", m);
+            return fail(S, "fsync", m);
         }
-        positive("fsync_interval", self.fsync_interval)?;
-        within(
+        timeout(
+            S,
+            "fsync_interval",
+            self.fsync_interval,
+            false,
+            Duration::MAX,
+        )?;
+        range(
+            S,
             "spool_segment_bytes",
             self.spool_segment_bytes,
             64 << 10,
@@ -176,6 +167,7 @@ impl NucleusConfig {
         )?;
         if self.spool_max_bytes < self.spool_segment_bytes.saturating_mul(2) {
             return fail(
+                S,
                 "spool_max_bytes",
                 format!(
                     "{} is less than two segments (spool_segment_bytes = {})",
@@ -183,22 +175,41 @@ impl NucleusConfig {
                 ),
             );
         }
-        within("memory_max_bytes", self.memory_max_bytes, 1 << 20, u64::MAX)?;
-        within("batch_records", self.batch_records as u64, 1, 100_000)?;
-        positive("batch_age", self.batch_age)?;
-        within("batch_max_bytes", self.batch_max_bytes, 64 << 10, 16 << 20)?;
-        within(
+        range(
+            S,
+            "memory_max_bytes",
+            self.memory_max_bytes,
+            1 << 20,
+            u64::MAX,
+        )?;
+        range(S, "batch_records", self.batch_records as u64, 1, 100_000)?;
+        timeout(S, "batch_age", self.batch_age, false, Duration::MAX)?;
+        range(
+            S,
+            "batch_max_bytes",
+            self.batch_max_bytes,
+            64 << 10,
+            16 << 20,
+        )?;
+        range(
+            S,
             "compression_level",
             u64::try_from(self.compression_level).unwrap_or(u64::MAX),
             0,
             19,
         )?;
-        within("max_in_flight", self.max_in_flight as u64, 1, 1024)?;
-        positive("connect_timeout", self.connect_timeout)?;
-        positive("ack_timeout", self.ack_timeout)?;
-        positive("reconnect_min", self.reconnect_min)?;
+        range(S, "max_in_flight", self.max_in_flight as u64, 1, 1024)?;
+        timeout(
+            S,
+            "connect_timeout",
+            self.connect_timeout,
+            false,
+            Duration::MAX,
+        )?;
+        timeout(S, "ack_timeout", self.ack_timeout, false, Duration::MAX)?;
+        timeout(S, "reconnect_min", self.reconnect_min, false, Duration::MAX)?;
         if self.reconnect_max < self.reconnect_min {
-            return fail("reconnect_max", "is less than reconnect_min".to_string());
+            return fail(S, "reconnect_max", "is less than reconnect_min".to_string());
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ const MAX_BUFFER_BYTES: usize = 65_536;
 
 type Check = Result<(), Invalid>;
 
-fn fail(section: &'static str, key: &'static str, message: String) -> Check {
+pub(super) fn fail(section: &'static str, key: &'static str, message: String) -> Check {
     Err(Invalid {
         section,
         key,
@@ -44,7 +44,7 @@ fn fail(section: &'static str, key: &'static str, message: String) -> Check {
     })
 }
 
-fn range(s: &'static str, k: &'static str, v: u64, min: u64, max: u64) -> Check {
+pub(super) fn range(s: &'static str, k: &'static str, v: u64, min: u64, max: u64) -> Check {
     if v < min {
         fail(s, k, format!("{v} is below the minimum {min}"))
     } else if v > max {
@@ -58,7 +58,7 @@ fn at_least(s: &'static str, k: &'static str, v: u64, min: u64) -> Check {
     range(s, k, v, min, u64::MAX)
 }
 
-fn timeout(
+pub(super) fn timeout(
     s: &'static str,
     k: &'static str,
     d: Duration,
