@@ -8,10 +8,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use nucleus_proto::community_id::CommunityId;
 use sensor::config::SensorConfig;
 use sensor::metrics::Counters;
-use sensor::record::{DiscardSink, JsonLinesSink, RecordSink, TeeSink};
+use sensor::record::{DiscardSink, JsonLinesSink, RecordSink, tee};
 use sensor::runtime::offline::{RunSummary, run_files};
 use std::fs::File;
 use std::io::Write;
@@ -159,25 +158,10 @@ fn pcap(args: PcapArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let exporter = if full.nucleus.enabled() {
-        let c = &cfg.community_id;
-        Some(sensor::export::start(
-            &full.nucleus,
-            CommunityId::new(c.seed, c.base64),
-        )?)
-    } else {
-        None
-    };
+    let exporter = sensor::export::start_configured(&full)?;
     let export_status = exporter.as_ref().map(sensor::export::NucleusSink::status);
-    let mut sink: Box<dyn RecordSink + Send> = match (json, exporter) {
-        (Some(first), Some(e)) => Box::new(TeeSink {
-            first,
-            second: Box::new(e),
-        }),
-        (Some(j), None) => j,
-        (None, Some(e)) => Box::new(e),
-        (None, None) => Box::new(DiscardSink),
-    };
+    let exporter = exporter.map(|e| Box::new(e) as Box<dyn RecordSink + Send>);
+    let mut sink = tee(json, exporter).unwrap_or_else(|| Box::new(DiscardSink));
     let summary = run_files(&args.files, cfg, workers, sink.as_mut())?;
     if args.stats {
         print_stats(&summary);

@@ -42,6 +42,18 @@ pub struct TeeSink {
     pub second: Box<dyn RecordSink + Send>,
 }
 
+/// `first` and `second` as one sink: both through a [`TeeSink`], the one
+/// that is there, or none.
+pub fn tee(
+    first: Option<Box<dyn RecordSink + Send>>,
+    second: Option<Box<dyn RecordSink + Send>>,
+) -> Option<Box<dyn RecordSink + Send>> {
+    match (first, second) {
+        (Some(first), Some(second)) => Some(Box::new(TeeSink { first, second })),
+        (one, other) => one.or(other),
+    }
+}
+
 impl RecordSink for TeeSink {
     fn write_batch(&mut self, records: &[Record]) -> io::Result<()> {
         let a = self.first.write_batch(records);

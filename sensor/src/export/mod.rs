@@ -100,6 +100,16 @@ fn now_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// The exporter `cfg` asks for (`[nucleus]`, with the pipeline's Community
+/// ID settings), started; `None` when no Nucleus address is set.
+pub fn start_configured(cfg: &crate::config::SensorConfig) -> anyhow::Result<Option<NucleusSink>> {
+    if !cfg.nucleus.enabled() {
+        return Ok(None);
+    }
+    let c = &cfg.pipeline.community_id;
+    start(&cfg.nucleus, CommunityId::new(c.seed, c.base64)).map(Some)
+}
+
 /// Starts the exporter: opens the store (recovering a spool), picks this
 /// run's epoch, starts the sender thread. Configuration errors (files,
 /// address, a spool in use) are reported here, before any record flows.

@@ -14,11 +14,10 @@ use crate::enroll::enrich::EnrichingSink;
 use crate::enroll::inventory::Inventory;
 use crate::metrics::{Counters, Drop};
 use crate::metrics::{Gauges, LiveStats};
-use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink, TeeSink};
+use crate::record::{JsonLinesSink, RecordSink, RotatingFileSink, tee};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use nucleus_proto::Record;
-use nucleus_proto::community_id::CommunityId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,24 +36,13 @@ pub fn open_sink(
     inventory: Option<&Arc<Inventory>>,
 ) -> anyhow::Result<Box<dyn RecordSink + Send>> {
     let json = open_json(&cfg.output)?;
-    let sink = if cfg.nucleus.enabled() {
-        let community = &cfg.pipeline.community_id;
-        let exporter = crate::export::start(
-            &cfg.nucleus,
-            CommunityId::new(community.seed, community.base64),
-        )?;
-        let _ = stats.export.set(exporter.status());
-        let exporter: Box<dyn RecordSink + Send> = Box::new(exporter);
-        match json {
-            Some(first) => Box::new(TeeSink {
-                first,
-                second: exporter,
-            }),
-            None => exporter,
-        }
-    } else {
-        json.context("no output: output.json is empty and no [nucleus] address is set")?
-    };
+    let exporter = crate::export::start_configured(cfg)?;
+    if let Some(e) = &exporter {
+        let _ = stats.export.set(e.status());
+    }
+    let exporter = exporter.map(|e| Box::new(e) as Box<dyn RecordSink + Send>);
+    let sink = tee(json, exporter)
+        .context("no output: output.json is empty and no [nucleus] address is set")?;
     Ok(match inventory {
         Some(inventory) => Box::new(EnrichingSink::new(sink, Arc::clone(inventory))),
         None => sink,
