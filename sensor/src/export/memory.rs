@@ -59,6 +59,10 @@ impl MemoryStore {
         self.stats.bytes -= len as u64;
     }
 
+    pub(super) fn holds(&self, id: BatchId) -> bool {
+        self.batches.contains_key(&id)
+    }
+
     pub(super) fn next_after(&self, after: Option<BatchId>) -> Option<BatchMeta> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.batches

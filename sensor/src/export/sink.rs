@@ -124,7 +124,7 @@ impl NucleusSink {
         let appended = store.append(meta, bytes);
         // A failed fsync leaves the batch written and held: only a batch
         // the store does not hold is lost.
-        let held = appended.is_ok() || holds(&store, id);
+        let held = appended.is_ok() || store.holds(id);
         drop(store);
         if held {
             ExportStatus::add(&status.batches_sealed, 1);
@@ -204,21 +204,6 @@ impl NucleusSink {
             )))
         }
     }
-}
-
-/// Whether `store` holds batch `id`.
-fn holds(store: &super::store::Store, id: BatchId) -> bool {
-    let before = match id.sequence.checked_sub(1) {
-        Some(sequence) => BatchId {
-            epoch: id.epoch,
-            sequence,
-        },
-        None => BatchId {
-            epoch: id.epoch.saturating_sub(1),
-            sequence: u64::MAX,
-        },
-    };
-    store.next_after(Some(before)).map(|m| m.id) == Some(id)
 }
 
 impl RecordSink for NucleusSink {

@@ -249,6 +249,10 @@ impl DiskSpool {
         }
     }
 
+    pub(super) fn holds(&self, id: BatchId) -> bool {
+        self.index.contains_key(&id)
+    }
+
     pub(super) fn next_after(&self, after: Option<BatchId>) -> Option<BatchMeta> {
         let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         let (&id, h) = self

@@ -164,6 +164,15 @@ impl Store {
         }
     }
 
+    /// Whether batch `id` is held (after an append that failed to fsync,
+    /// it is).
+    pub fn holds(&self, id: BatchId) -> bool {
+        match &self.kind {
+            Kind::Memory(m) => m.holds(id),
+            Kind::Disk(d) => d.holds(id),
+        }
+    }
+
     /// The batch's bytes, checksum verified on disk. `None` if it is no
     /// longer held, or is damaged (then counted and forgotten).
     pub fn read(&mut self, id: BatchId) -> std::io::Result<Option<Vec<u8>>> {
@@ -316,7 +325,10 @@ pub(super) mod tests {
                 bytes: 100
             }
         );
+        assert!(store.holds(id(7, 3)));
         assert!(store.ack(id(7, 3)));
+        assert!(!store.holds(id(7, 3)));
+        assert!(!store.holds(id(9, 0)));
         assert!(!store.ack(id(7, 3)), "a second ack of the same id");
         assert!(!store.ack(id(9, 0)), "an unknown id");
         assert_eq!(store.next_after(Some(id(7, 2))).unwrap().id, id(7, 4));
