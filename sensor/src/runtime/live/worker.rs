@@ -116,19 +116,80 @@ impl WorkerThread {
 /// Hands records to the output thread in chunks of [`RECORD_CHUNK`],
 /// waiting when its queue is full (nothing accepted is lost); counts them as
 /// `output_error` if the output thread is gone.
-pub fn send_records(tx: &Sender<Vec<Record>>, mut records: Vec<Record>, counters: &mut Counters) {
-    while !records.is_empty() {
-        let rest = if records.len() > RECORD_CHUNK {
-            records.split_off(RECORD_CHUNK)
-        } else {
-            Vec::new()
-        };
+pub fn send_records(tx: &Sender<Vec<Record>>, records: Vec<Record>, counters: &mut Counters) {
+    if records.len() <= RECORD_CHUNK {
         let n = records.len() as u64;
-        if tx.send(records).is_err() {
+        if n > 0 && tx.send(records).is_err() {
             // The output thread is gone: these records cannot be written.
+            counters.drop_n(Drop::OutputError, n);
+        }
+        return;
+    }
+    // Taken from the front chunk by chunk, so each record moves once
+    // (splitting the tail off again for every chunk would move it each time).
+    let mut rest = records.into_iter();
+    while rest.len() > 0 {
+        let chunk: Vec<Record> = rest.by_ref().take(RECORD_CHUNK).collect();
+        let n = chunk.len() as u64;
+        if tx.send(chunk).is_err() {
             counters.drop_n(Drop::OutputError, n + rest.len() as u64);
             return;
         }
-        records = rest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::flow_record;
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record::Flow(Box::new(flow_record(u16::try_from(i).unwrap_or(0)))))
+            .collect()
+    }
+
+    fn ports(batch: &[Record]) -> Vec<u16> {
+        batch
+            .iter()
+            .map(|r| match r {
+                Record::Flow(f) => f.src_port,
+                _ => u16::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_arrive_in_order_in_chunks_of_at_most_record_chunk() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut counters = Counters::default();
+        let n = 2 * RECORD_CHUNK + 5;
+        send_records(&tx, records(n), &mut counters);
+        send_records(&tx, Vec::new(), &mut counters);
+        send_records(&tx, records(3), &mut counters);
+        drop(tx);
+        let batches: Vec<Vec<Record>> = rx.iter().collect();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![RECORD_CHUNK, RECORD_CHUNK, 5, 3]);
+        let got: Vec<u16> = batches.iter().flat_map(|b| ports(b)).collect();
+        let want: Vec<u16> = (0..n)
+            .chain(0..3)
+            .map(|i| u16::try_from(i).unwrap_or(0))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(counters.drops[Drop::OutputError as usize], 0);
+    }
+
+    #[test]
+    fn records_for_a_gone_output_thread_are_counted_as_output_errors() {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(1);
+        drop(rx);
+        let mut counters = Counters::default();
+        send_records(&tx, records(RECORD_CHUNK + 7), &mut counters);
+        send_records(&tx, records(2), &mut counters);
+        assert_eq!(
+            counters.drops[Drop::OutputError as usize],
+            (RECORD_CHUNK + 9) as u64
+        );
     }
 }
