@@ -46,7 +46,7 @@ use super::{
 };
 use crate::packet::Direction;
 use body::{Body, End, GapStep};
-use parser::{ContentLength, Fields, HeadEnd, text};
+use parser::{ContentLength, Fields, HeadEnd, HeadText, text};
 
 /// The HTTP protocol.
 pub static PROTOCOL: Protocol = Protocol {
@@ -482,13 +482,14 @@ impl Http {
                 _ => None,
             }
         };
+        let t = HeadText::new(req.bytes);
         let rec = HttpRecord {
             trans_depth: depth,
-            method: Some(text(req.method)),
-            host: req.fields.host.as_deref().map(text),
-            uri: Some(text(req.uri)),
-            version: Some(text(req.version)),
-            user_agent: req.fields.user_agent.as_deref().map(text),
+            method: Some(t.text(req.method)),
+            host: req.fields.host.as_deref().map(|v| t.text(v)),
+            uri: Some(t.text(req.uri)),
+            version: Some(t.text(req.version)),
+            user_agent: req.fields.user_agent.as_deref().map(|v| t.text(v)),
             ..HttpRecord::default()
         };
         let req_done = body.is_none();
@@ -568,11 +569,12 @@ impl Http {
                 t.rec.info_code.get_or_insert(code);
             }
             if !interim {
+                let head = HeadText::new(resp.bytes);
                 t.rec.status_code = resp.code;
-                t.rec.status_msg = Some(text(resp.reason));
-                t.rec.content_type = resp.fields.content_type.as_deref().map(text);
+                t.rec.status_msg = Some(head.text(resp.reason));
+                t.rec.content_type = resp.fields.content_type.as_deref().map(|v| head.text(v));
                 if t.rec.version.is_none() {
-                    t.rec.version = Some(text(resp.version));
+                    t.rec.version = Some(head.text(resp.version));
                 }
             }
             let m = t.rec.method.as_deref().unwrap_or("");

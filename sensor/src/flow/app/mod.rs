@@ -198,6 +198,10 @@ impl AppState {
         seg: &Segment<'_>,
         ts_us: i64,
     ) -> Outcome {
+        if self.streams[dir as usize].is_behind(seg) {
+            // Bytes already delivered, sent again: nothing can change.
+            return Outcome::Continue;
+        }
         let before = self.reader.service();
         let (env, mut cx, budget, stats) = sh.split(ts_us, self.ports, self.l4);
         let Self {
