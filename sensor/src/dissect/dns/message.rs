@@ -360,12 +360,22 @@ fn read_record(
     })
 }
 
-/// Reads the header and every question (the first is kept), without the
-/// record sections: what a probe needs. `Err` when the message ends inside
-/// them or they are malformed.
-pub fn parse_questions(msg: &[u8]) -> Result<(Header, Option<Question>, usize), Malformed> {
-    let q = read_questions(msg)?;
-    Ok((q.header, q.first.map(|(first, _)| first), q.end))
+/// Checks the header and every question, without the record sections and
+/// without building names: what a probe needs. `Err` exactly where
+/// [`parse`] fails (the message ends inside them, or they are malformed).
+pub fn check_questions(msg: &[u8]) -> Result<(), Malformed> {
+    let header = Header::parse(msg).ok_or(Malformed("header_truncated"))?;
+    let mut c = Cursor {
+        msg,
+        pos: HEADER_LEN,
+    };
+    for _ in 0..header.qdcount {
+        let (_, next) = skip_name(msg, c.pos)?;
+        c.pos = next;
+        c.u16().map_err(|_| Malformed("question_truncated"))?;
+        c.u16().map_err(|_| Malformed("question_truncated"))?;
+    }
+    Ok(())
 }
 
 /// The header and questions of a message.
@@ -377,7 +387,8 @@ struct Questions {
     end: usize,
 }
 
-/// [`parse_questions`], also counting the first name's pointers.
+/// Reads the header and every question (the first is kept, with the
+/// compression pointers its name followed).
 fn read_questions(msg: &[u8]) -> Result<Questions, Malformed> {
     let header = Header::parse(msg).ok_or(Malformed("header_truncated"))?;
     let mut c = Cursor {

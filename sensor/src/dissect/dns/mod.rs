@@ -130,12 +130,12 @@ fn plausible(msg: &[u8], complete: bool, on_dns_port: bool) -> bool {
         // them the questions decide, and the answers are not built twice
         // (the dissector parses the message again).
         if on_dns_port {
-            message::parse_questions(msg).is_ok()
+            message::check_questions(msg).is_ok()
         } else {
             message::parse(msg).is_ok_and(|m| m.anomalies.is_empty())
         }
     } else {
-        match message::parse_questions(msg) {
+        match message::check_questions(msg) {
             Ok(_) => true,
             // A question name still running when the probe's bytes end:
             // a kilobyte of well-formed labels is DNS (random bytes fail

@@ -191,6 +191,7 @@ impl AppState {
     }
 
     /// One TCP segment from `dir`.
+    #[inline]
     pub fn tcp_segment(
         &mut self,
         sh: &mut AppShared,
@@ -198,10 +199,23 @@ impl AppState {
         seg: &Segment<'_>,
         ts_us: i64,
     ) -> Outcome {
+        // Bytes already delivered, sent again, change nothing: the check is
+        // inlined into the caller, so such a segment costs no call.
         if self.streams[dir as usize].is_behind(seg) {
-            // Bytes already delivered, sent again: nothing can change.
             return Outcome::Continue;
         }
+        self.deliver_segment(sh, dir, seg, ts_us)
+    }
+
+    /// [`AppState::tcp_segment`] for a segment that may bring something.
+    #[inline(never)]
+    fn deliver_segment(
+        &mut self,
+        sh: &mut AppShared,
+        dir: Direction,
+        seg: &Segment<'_>,
+        ts_us: i64,
+    ) -> Outcome {
         let before = self.reader.service();
         let (env, mut cx, budget, stats) = sh.split(ts_us, self.ports, self.l4);
         let Self {

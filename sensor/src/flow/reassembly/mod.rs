@@ -254,6 +254,7 @@ impl Stream {
     /// deliver, with no FIN or RST to note (a retransmission of delivered
     /// bytes). Lets the caller skip the set-up of a delivery for the
     /// commonest duplicate.
+    #[inline]
     pub fn is_behind(&self, seg: &Segment<'_>) -> bool {
         if !self.started || seg.fin || seg.rst {
             return false;
@@ -314,11 +315,13 @@ impl Stream {
         self.next
     }
 
+    #[inline]
     fn next_seq(&self) -> u32 {
         self.base.wrapping_add(self.next as u32)
     }
 
     /// The offset of `seq`, placed relative to the next byte to deliver.
+    #[inline]
     fn offset_of(&self, seq: u32) -> i64 {
         self.next as i64 + i64::from(seq.wrapping_sub(self.next_seq()) as i32)
     }
