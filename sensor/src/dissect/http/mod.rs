@@ -569,12 +569,13 @@ impl Http {
                 t.rec.info_code.get_or_insert(code);
             }
             if !interim {
-                let head = HeadText::new(resp.bytes);
+                // Two short texts: checked one by one, cheaper than the
+                // whole head at once (see `HeadText`).
                 t.rec.status_code = resp.code;
-                t.rec.status_msg = Some(head.text(resp.reason));
-                t.rec.content_type = resp.fields.content_type.as_deref().map(|v| head.text(v));
+                t.rec.status_msg = Some(text(resp.reason));
+                t.rec.content_type = resp.fields.content_type.as_deref().map(text);
                 if t.rec.version.is_none() {
-                    t.rec.version = Some(head.text(resp.version));
+                    t.rec.version = Some(text(resp.version));
                 }
             }
             let m = t.rec.method.as_deref().unwrap_or("");

@@ -605,8 +605,6 @@ pub struct ResponseHead<'a> {
     /// Offset just after the empty line that ends the head, when the bytes
     /// parsed hold it (bytes after it are not looked at).
     pub end: Option<usize>,
-    /// The head's bytes (up to `end` when known), for [`HeadText`].
-    pub bytes: &'a [u8],
 }
 
 /// Parses a response head, as [`parse_request`] does; `None` when the
@@ -621,7 +619,6 @@ pub fn parse_response(head: &[u8]) -> Option<ResponseHead<'_>> {
         reason: line.reason,
         fields,
         end,
-        bytes: head_bytes(head, end),
     })
 }
 
@@ -674,8 +671,8 @@ impl HeadEnd {
 
 /// Record text of the parts of one head: the head is checked for UTF-8
 /// once, then each part that is a slice of it is copied from the checked
-/// text, instead of a check per part (the heads of a transaction give
-/// seven texts). A part from elsewhere (a folded field joined into a copy,
+/// text, instead of a check per part (a request head gives five texts;
+/// the check's fixed cost is most of what a short text costs). A part from elsewhere (a folded field joined into a copy,
 /// a default) or of a head that is not UTF-8 goes through [`text`].
 #[derive(Debug)]
 pub struct HeadText<'a> {
