@@ -106,26 +106,43 @@ pub struct Name {
 /// in the wild), so termination is guaranteed by [`MAX_POINTERS`], not by
 /// the direction of the pointers.
 pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), Malformed> {
+    let (name, walk) = read_name_walk(msg, pos)?;
+    Ok((name, walk.next))
+}
+
+/// [`read_name`], with the whole [`Walk`].
+fn read_name_walk(msg: &[u8], pos: usize) -> Result<(Name, Walk), Malformed> {
     // Most names fit: one allocation instead of a growth per label.
     let mut text = String::with_capacity(64);
-    let (truncated, next) = walk_name(msg, pos, Some(&mut text))?;
-    Ok((Name { text, truncated }, next))
+    let walk = walk_name(msg, pos, Some(&mut text))?;
+    let name = Name {
+        text,
+        truncated: walk.truncated,
+    };
+    Ok((name, walk))
 }
 
 /// Walks the name starting at `pos` exactly as [`read_name`] does (same
 /// errors, same end) without building its text: for records whose name
 /// is not shown. Returns whether the name was too long, and its end.
 fn skip_name(msg: &[u8], pos: usize) -> Result<(bool, usize), Malformed> {
-    walk_name(msg, pos, None)
+    walk_name(msg, pos, None).map(|w| (w.truncated, w.next))
+}
+
+/// What a walk over a name found.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// The name was longer than 255 octets.
+    truncated: bool,
+    /// The position just after the name where it starts.
+    next: usize,
+    /// Compression pointers followed.
+    pointers: usize,
 }
 
 /// The walk behind [`read_name`] and [`skip_name`]: the presentation form
 /// is appended to `text` when there is one.
-fn walk_name(
-    msg: &[u8],
-    pos: usize,
-    mut text: Option<&mut String>,
-) -> Result<(bool, usize), Malformed> {
+fn walk_name(msg: &[u8], pos: usize, mut text: Option<&mut String>) -> Result<Walk, Malformed> {
     // Whether a label was appended (`text` holds no other content).
     let mut any_label = false;
     let mut wire_len = 1usize; // the final zero octet
@@ -142,7 +159,11 @@ fn walk_name(
                     if !any_label && let Some(t) = text.as_deref_mut() {
                         t.push('.');
                     }
-                    return Ok((truncated, end.unwrap_or(cur + 1)));
+                    return Ok(Walk {
+                        truncated,
+                        next: end.unwrap_or(cur + 1),
+                        pointers,
+                    });
                 }
                 let label = msg
                     .get(cur + 1..cur + 1 + len)
@@ -167,7 +188,11 @@ fn walk_name(
                 }
                 if truncated {
                     // The rest cannot be shown; where the name ends is known.
-                    return Ok((truncated, end.unwrap_or(cur + 2)));
+                    return Ok(Walk {
+                        truncated,
+                        next: end.unwrap_or(cur + 2),
+                        pointers,
+                    });
                 }
                 pointers += 1;
                 if pointers > MAX_POINTERS {
@@ -288,11 +313,27 @@ struct RawRecord {
     rdata_len: usize,
 }
 
+/// A compression pointer to offset 12, where the first question's name
+/// starts: how nearly every answer names its owner.
+const QUESTION_POINTER: [u8; 2] = [0xc0, HEADER_LEN as u8];
+
 /// Reads one record; the owner name's text is built only when `keep_name`
-/// (answers are shown, the other sections' names are not).
-fn read_record(c: &mut Cursor<'_>, keep_name: bool) -> Result<RawRecord, Malformed> {
+/// (answers are shown, the other sections' names are not). `question`: the
+/// first question's name, when an owner that is [`QUESTION_POINTER`] reads
+/// as that very name (see [`parse`]); it is then copied, not walked again.
+fn read_record(
+    c: &mut Cursor<'_>,
+    keep_name: bool,
+    question: Option<&Name>,
+) -> Result<RawRecord, Malformed> {
     let name = if keep_name {
-        c.name()?
+        match question {
+            Some(q) if c.msg.get(c.pos..c.pos + 2) == Some(&QUESTION_POINTER[..]) => {
+                c.pos += 2;
+                q.clone()
+            }
+            _ => c.name()?,
+        }
     } else {
         let (truncated, next) = skip_name(c.msg, c.pos)?;
         c.pos = next;
@@ -319,10 +360,36 @@ fn read_record(c: &mut Cursor<'_>, keep_name: bool) -> Result<RawRecord, Malform
     })
 }
 
-/// Reads the header and every question (the first is kept), without the
-/// record sections: what a probe needs. `Err` when the message ends inside
-/// them or they are malformed.
-pub fn parse_questions(msg: &[u8]) -> Result<(Header, Option<Question>, usize), Malformed> {
+/// Checks the header and every question, without the record sections and
+/// without building names: what a probe needs. `Err` exactly where
+/// [`parse`] fails (the message ends inside them, or they are malformed).
+pub fn check_questions(msg: &[u8]) -> Result<(), Malformed> {
+    let header = Header::parse(msg).ok_or(Malformed("header_truncated"))?;
+    let mut c = Cursor {
+        msg,
+        pos: HEADER_LEN,
+    };
+    for _ in 0..header.qdcount {
+        let (_, next) = skip_name(msg, c.pos)?;
+        c.pos = next;
+        c.u16().map_err(|_| Malformed("question_truncated"))?;
+        c.u16().map_err(|_| Malformed("question_truncated"))?;
+    }
+    Ok(())
+}
+
+/// The header and questions of a message.
+struct Questions {
+    header: Header,
+    /// The first question, with the compression pointers its name followed.
+    first: Option<(Question, usize)>,
+    /// Where the questions end.
+    end: usize,
+}
+
+/// Reads the header and every question (the first is kept, with the
+/// compression pointers its name followed).
+fn read_questions(msg: &[u8]) -> Result<Questions, Malformed> {
     let header = Header::parse(msg).ok_or(Malformed("header_truncated"))?;
     let mut c = Cursor {
         msg,
@@ -330,33 +397,46 @@ pub fn parse_questions(msg: &[u8]) -> Result<(Header, Option<Question>, usize), 
     };
     let mut first = None;
     for _ in 0..header.qdcount {
-        let name = c.name()?;
+        let (name, walk) = read_name_walk(msg, c.pos)?;
+        c.pos = walk.next;
         let qtype = c.u16().map_err(|_| Malformed("question_truncated"))?;
         let qclass = c.u16().map_err(|_| Malformed("question_truncated"))?;
         if first.is_none() {
-            first = Some(Question {
+            let question = Question {
                 name,
                 qtype,
                 qclass,
-            });
+            };
+            first = Some((question, walk.pointers));
         }
     }
-    Ok((header, first, c.pos))
+    Ok(Questions {
+        header,
+        first,
+        end: c.pos,
+    })
 }
 
 /// Reads one message. The header and questions must be well formed; a
 /// malformed or truncated record ends the reading of the sections, keeping
 /// the answers read so far, and is listed in `anomalies`.
 pub fn parse(msg: &[u8]) -> Result<Message, Malformed> {
-    let (header, question, pos) = parse_questions(msg)?;
+    let Questions { header, first, end } = read_questions(msg)?;
+    // An owner that is a pointer to the first question's name walks that
+    // name again with one more pointer: the same text and length verdict,
+    // unless that pointer passes the cap.
+    let reuse = first
+        .as_ref()
+        .is_some_and(|(_, pointers)| *pointers < MAX_POINTERS);
     let mut m = Message {
         header,
-        question,
+        question: first.map(|(q, _)| q),
         answers: Vec::new(),
         ext_rcode: None,
         anomalies: Vec::new(),
     };
-    let mut c = Cursor { msg, pos };
+    let question = m.question.as_ref().filter(|_| reuse).map(|q| &q.name);
+    let mut c = Cursor { msg, pos: end };
     let sections = [
         (header.ancount, true),
         (header.nscount, false),
@@ -364,7 +444,7 @@ pub fn parse(msg: &[u8]) -> Result<Message, Malformed> {
     ];
     'sections: for (count, is_answer) in sections {
         for _ in 0..count {
-            let rr = match read_record(&mut c, is_answer) {
+            let rr = match read_record(&mut c, is_answer, question) {
                 Ok(rr) => rr,
                 Err(e) => {
                     m.anomalies.push(e.0);

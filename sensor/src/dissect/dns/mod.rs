@@ -125,12 +125,17 @@ fn plausible(msg: &[u8], complete: bool, on_dns_port: bool) -> bool {
         return false;
     }
     if complete {
-        match message::parse(msg) {
-            Ok(m) => m.anomalies.is_empty() || on_dns_port,
-            Err(_) => false,
+        // Only the header and questions can make `parse` fail; an anomaly
+        // in the records rules the message out off the DNS ports alone. On
+        // them the questions decide, and the answers are not built twice
+        // (the dissector parses the message again).
+        if on_dns_port {
+            message::check_questions(msg).is_ok()
+        } else {
+            message::parse(msg).is_ok_and(|m| m.anomalies.is_empty())
         }
     } else {
-        match message::parse_questions(msg) {
+        match message::check_questions(msg) {
             Ok(_) => true,
             // A question name still running when the probe's bytes end:
             // a kilobyte of well-formed labels is DNS (random bytes fail
@@ -418,9 +423,10 @@ impl Dns {
             |question: Option<Question>, opcode: u8, rd: bool, rtt: Option<f64>| DnsRecord {
                 trans_id: h.id,
                 rtt,
-                query: question.as_ref().map(|q| q.name.text.clone()),
                 qclass: question.as_ref().map(|q| q.qclass),
                 qtype: question.as_ref().map(|q| names::rtype(q.qtype)),
+                // The question is the record's now: its name moves, uncopied.
+                query: question.map(|q| q.name.text),
                 opcode: names::opcode(opcode),
                 rcode,
                 aa: h.aa,
@@ -466,9 +472,9 @@ fn emit_unanswered(cx: &mut Context<'_>, p: Pending) {
     let r = DnsRecord {
         trans_id: p.header.id,
         rtt: None,
-        query: q.as_ref().map(|q| q.name.text.clone()),
         qclass: q.as_ref().map(|q| q.qclass),
         qtype: q.as_ref().map(|q| names::rtype(q.qtype)),
+        query: q.map(|q| q.name.text),
         opcode: names::opcode(p.header.opcode),
         rcode: None,
         aa: p.header.aa,

@@ -46,7 +46,7 @@ use super::{
 };
 use crate::packet::Direction;
 use body::{Body, End, GapStep};
-use parser::{ContentLength, Fields, HeadEnd, text};
+use parser::{ContentLength, Fields, HeadEnd, HeadText, text};
 
 /// The HTTP protocol.
 pub static PROTOCOL: Protocol = Protocol {
@@ -292,6 +292,28 @@ impl Http {
             side.msg_ts = cx.ts_us;
         }
         let rest = data.get(skip..).unwrap_or_default();
+        if side.buf.is_empty() && side.scan == HeadEnd::default() {
+            // The usual case, a head whole in one call: parsed in place, the
+            // parse finding where it ends (its empty line), so its lines are
+            // scanned once. A head that parses has a first line the check
+            // below accepts (the same request-line parse; `HTTP/`), so that
+            // check is not made first. A head cut short takes the buffered
+            // way below.
+            if d == 0 {
+                if let Some(req) = parser::parse_request(rest)
+                    && let Some(end) = req.end
+                {
+                    self.request_head(cx, Some(req), false);
+                    return skip + end;
+                }
+            } else if let Some(resp) = parser::parse_response(rest)
+                && let Some(end) = resp.end
+            {
+                self.response_head(cx, Some(resp), false);
+                return skip + end;
+            }
+        }
+        let side = &mut self.sides[d];
         if !side.line_ok {
             // Judge the first line before looking for the head's end.
             let lf = memchr::memchr(b'\n', rest);
@@ -317,25 +339,6 @@ impl Http {
                     let line_end = lf.map_or(rest.len(), |p| p + 1);
                     return skip + self.bad_start(cx, d, line_end, lf.is_some());
                 }
-            }
-        }
-        let side = &mut self.sides[d];
-        if side.buf.is_empty() && side.scan == HeadEnd::default() {
-            // The usual case, a head whole in one call: parsed in place, the
-            // parse finding where it ends (its empty line), so its lines are
-            // scanned once. A head cut short takes the buffered way below.
-            if d == 0 {
-                if let Some(req) = parser::parse_request(rest)
-                    && let Some(end) = req.end
-                {
-                    self.request_head(cx, Some(req), false);
-                    return skip + end;
-                }
-            } else if let Some(resp) = parser::parse_response(rest)
-                && let Some(end) = resp.end
-            {
-                self.response_head(cx, Some(resp), false);
-                return skip + end;
             }
         }
         let side = &mut self.sides[d];
@@ -479,13 +482,14 @@ impl Http {
                 _ => None,
             }
         };
+        let t = HeadText::new(req.bytes);
         let rec = HttpRecord {
             trans_depth: depth,
-            method: Some(text(req.method)),
-            host: req.fields.host.as_deref().map(text),
-            uri: Some(text(req.uri)),
-            version: Some(text(req.version)),
-            user_agent: req.fields.user_agent.as_deref().map(text),
+            method: Some(t.text(req.method)),
+            host: req.fields.host.as_deref().map(|v| t.text(v)),
+            uri: Some(t.text(req.uri)),
+            version: Some(t.text(req.version)),
+            user_agent: req.fields.user_agent.as_deref().map(|v| t.text(v)),
             ..HttpRecord::default()
         };
         let req_done = body.is_none();
@@ -565,6 +569,8 @@ impl Http {
                 t.rec.info_code.get_or_insert(code);
             }
             if !interim {
+                // Two short texts: checked one by one, cheaper than the
+                // whole head at once (see `HeadText`).
                 t.rec.status_code = resp.code;
                 t.rec.status_msg = Some(text(resp.reason));
                 t.rec.content_type = resp.fields.content_type.as_deref().map(text);

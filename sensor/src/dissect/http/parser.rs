@@ -570,6 +570,8 @@ pub struct RequestHead<'a> {
     /// Offset just after the empty line that ends the head, when the bytes
     /// parsed hold it (bytes after it are not looked at).
     pub end: Option<usize>,
+    /// The head's bytes (up to `end` when known), for [`HeadText`].
+    pub bytes: &'a [u8],
 }
 
 /// Parses a request head: start line and fields up to the empty line (the
@@ -585,6 +587,7 @@ pub fn parse_request(head: &[u8]) -> Option<RequestHead<'_>> {
         version: line.version,
         fields,
         end,
+        bytes: head_bytes(head, end),
     })
 }
 
@@ -617,6 +620,11 @@ pub fn parse_response(head: &[u8]) -> Option<ResponseHead<'_>> {
         fields,
         end,
     })
+}
+
+/// The bytes of a head parsed from `parsed`, which ends at `end` if known.
+fn head_bytes(parsed: &[u8], end: Option<usize>) -> &[u8] {
+    parsed.get(..end.unwrap_or(parsed.len())).unwrap_or(parsed)
 }
 
 /// Finds the end of a head (the empty line) across calls: fed every byte
@@ -657,6 +665,40 @@ impl HeadEnd {
             let p = memchr::memchr(b'\n', rest)?;
             i += p + 1;
             self.after_lf = true;
+        }
+    }
+}
+
+/// Record text of the parts of one head: the head is checked for UTF-8
+/// once, then each part that is a slice of it is copied from the checked
+/// text, instead of a check per part (a request head gives five texts;
+/// the check's fixed cost is most of what a short text costs). A part from elsewhere (a folded field joined into a copy,
+/// a default) or of a head that is not UTF-8 goes through [`text`].
+#[derive(Debug)]
+pub struct HeadText<'a> {
+    head: &'a [u8],
+    checked: Option<&'a str>,
+}
+
+impl<'a> HeadText<'a> {
+    /// Checks `head` once.
+    pub fn new(head: &'a [u8]) -> Self {
+        Self {
+            head,
+            checked: std::str::from_utf8(head).ok(),
+        }
+    }
+
+    /// `part` as [`text`] writes it.
+    pub fn text(&self, part: &[u8]) -> String {
+        // Where `part` starts in the head (out of range when it is not in it).
+        let start = part.as_ptr().addr().wrapping_sub(self.head.as_ptr().addr());
+        let cut = self
+            .checked
+            .and_then(|s| s.get(start..start.checked_add(part.len())?));
+        match cut {
+            Some(t) => t.to_owned(),
+            None => text(part),
         }
     }
 }

@@ -191,7 +191,25 @@ impl AppState {
     }
 
     /// One TCP segment from `dir`.
+    #[inline]
     pub fn tcp_segment(
+        &mut self,
+        sh: &mut AppShared,
+        dir: Direction,
+        seg: &Segment<'_>,
+        ts_us: i64,
+    ) -> Outcome {
+        // Bytes already delivered, sent again, change nothing: the check is
+        // inlined into the caller, so such a segment costs no call.
+        if self.streams[dir as usize].is_behind(seg) {
+            return Outcome::Continue;
+        }
+        self.deliver_segment(sh, dir, seg, ts_us)
+    }
+
+    /// [`AppState::tcp_segment`] for a segment that may bring something.
+    #[inline(never)]
+    fn deliver_segment(
         &mut self,
         sh: &mut AppShared,
         dir: Direction,

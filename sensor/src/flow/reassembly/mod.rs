@@ -249,6 +249,24 @@ impl Stream {
         }
     }
 
+    /// True when [`Stream::segment`] would do nothing with `seg`: the stream
+    /// has started and the segment ends at or before the next byte to
+    /// deliver, with no FIN or RST to note (a retransmission of delivered
+    /// bytes). Lets the caller skip the set-up of a delivery for the
+    /// commonest duplicate.
+    #[inline]
+    pub fn is_behind(&self, seg: &Segment<'_>) -> bool {
+        if !self.started || seg.fin || seg.rst {
+            return false;
+        }
+        let data_seq = if seg.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        self.offset_of(data_seq) + i64::from(seg.claimed_len) <= self.next as i64
+    }
+
     /// End of the flow: delivers everything held, holes as gaps, and
     /// releases it from `budget`. A final gap runs up to the FIN when bytes
     /// before it are missing.
@@ -297,11 +315,13 @@ impl Stream {
         self.next
     }
 
+    #[inline]
     fn next_seq(&self) -> u32 {
         self.base.wrapping_add(self.next as u32)
     }
 
     /// The offset of `seq`, placed relative to the next byte to deliver.
+    #[inline]
     fn offset_of(&self, seq: u32) -> i64 {
         self.next as i64 + i64::from(seq.wrapping_sub(self.next_seq()) as i32)
     }

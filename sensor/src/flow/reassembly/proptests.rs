@@ -180,8 +180,9 @@ proptest! {
 
     /// Arbitrary, inconsistent segments on two streams sharing a budget:
     /// no panic, the caps always hold, the budget is exactly what the
-    /// streams hold, every delivered byte is accounted for, and nothing is
-    /// left in use after stop.
+    /// streams hold, every delivered byte is accounted for, nothing is
+    /// left in use after stop, and a segment `is_behind` calls old changes
+    /// nothing.
     #[test]
     fn hostile_segments_keep_the_caps_and_the_budget(
         isn in any::<u32>(),
@@ -236,7 +237,14 @@ proptest! {
                         payload,
                         claimed_len,
                     };
+                    let behind = streams[i].is_behind(&seg);
+                    let was = (format!("{:?}", streams[i]), stats, budget);
                     streams[i].segment(&seg, &limits, &mut budget, &mut stats, &mut take);
+                    if behind {
+                        // What `is_behind` promises the caller that skips
+                        // the call: it would have changed nothing.
+                        prop_assert_eq!(&was, &(format!("{:?}", streams[i]), stats, budget));
+                    }
                 }
                 Op::Flush { .. } => streams[i].flush(&mut budget, &mut stats, &mut take),
             }
