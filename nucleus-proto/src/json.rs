@@ -54,7 +54,7 @@ pub(crate) fn with_timestamp_text<R>(micros: i64, f: impl FnOnce(&str) -> R) -> 
         second = secs;
     }
     text.truncate(SECOND_PREFIX_LEN);
-    push_digits(&mut text, frac, 6);
+    push_digits::<6>(&mut text, frac);
     text.push('Z');
     let result = f(&text);
     let _ = LAST_TIMESTAMP.try_with(|last| last.set((second, text)));
@@ -70,31 +70,34 @@ fn push_second(text: &mut String, secs: i64) -> bool {
     if !(0..=9999).contains(&y) {
         return false;
     }
-    push_digits(text, y as u32, 4);
+    push_digits::<4>(text, y as u32);
     text.push('-');
-    push_digits(text, m, 2);
+    push_digits::<2>(text, m);
     text.push('-');
-    push_digits(text, d, 2);
+    push_digits::<2>(text, d);
     text.push('T');
-    push_digits(text, sod / 3600, 2);
+    push_digits::<2>(text, sod / 3600);
     text.push(':');
-    push_digits(text, (sod / 60) % 60, 2);
+    push_digits::<2>(text, (sod / 60) % 60);
     text.push(':');
-    push_digits(text, sod % 60, 2);
+    push_digits::<2>(text, sod % 60);
     text.push('.');
     true
 }
 
-/// Appends `v` as exactly `width` (at most 6) decimal digits, zero-padded
-/// (the callers' values fit). 32 bits: every value is below 10^6, and
-/// 32-bit division by ten is the cheaper one.
-fn push_digits(text: &mut String, mut v: u32, width: usize) {
-    let mut digits = [0u8; 6];
-    for d in digits.iter_mut().take(width).rev() {
+/// Appends `v` as exactly `N` decimal digits, zero-padded (the callers'
+/// values fit). A constant width and 32 bits keep it to a few
+/// instructions a digit: every value is below 10^6, and 32-bit division by
+/// ten is the cheaper one.
+fn push_digits<const N: usize>(text: &mut String, mut v: u32) {
+    let mut digits = [b'0'; N];
+    for d in digits.iter_mut().rev() {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    text.extend(digits.iter().take(width).map(|&d| char::from(d)));
+    for d in digits {
+        text.push(char::from(d));
+    }
 }
 
 /// Serialises a timestamp (see [`with_timestamp_text`]).
