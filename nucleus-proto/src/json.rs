@@ -1,97 +1,194 @@
-//! Allocation-free text forms of the JSON view's most frequent values:
-//! RFC 3339 timestamps and IPv4 addresses.
+//! Fast text forms of the JSON view's most frequent values: RFC 3339
+//! timestamps and IP addresses.
 //!
-//! Owns: writing those values into stack buffers, digit by digit, so that a
-//! record's serialisation does not allocate or go through `core::fmt` for
-//! them (every record has one or two timestamps and two addresses; the
-//! formatting machinery cost more than the rest of a flow record together).
-//! Input: the values. Output: `&str` views of the stack buffers, or serde
-//! calls. Does not: change what is written: the text is exactly what
-//! [`crate::format_rfc3339_micros`] and `IpAddr`'s `Display` produce (tests
-//! compare them over many values).
+//! Owns: writing those values digit by digit into text buffers the thread
+//! reuses, so that a record's serialisation neither allocates nor goes
+//! through `core::fmt` for them (every record has one or two timestamps and
+//! two addresses; `core::fmt` cost more than the rest of a flow record
+//! together, about 2,500 instructions for one IPv6 address). Input: the
+//! values. Output: `&str` views of the buffers, or serde calls. Does not:
+//! change what is written: the text is exactly what
+//! [`crate::format_rfc3339_micros`] and `Ipv4Addr`'s and `Ipv6Addr`'s
+//! `Display` produce (tests compare them over every pattern that changes
+//! the form).
 
 use serde::Serializer;
-use std::net::IpAddr;
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv6Addr};
 
+/// Length of `YYYY-MM-DDTHH:MM:SS.`: what all timestamps of one second share.
+const SECOND_PREFIX_LEN: usize = 20;
 /// Length of `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-pub(crate) const RFC3339_MICROS_LEN: usize = 27;
+const RFC3339_MICROS_LEN: usize = 27;
 
-/// Writes `micros` (since the epoch) as `YYYY-MM-DDTHH:MM:SS.ffffffZ` into
-/// `out`; `None` for a year outside 0..=9999 (which the caller writes the
-/// slow way: such times come only from broken captures).
-pub(crate) fn rfc3339_micros(micros: i64, out: &mut [u8; RFC3339_MICROS_LEN]) -> Option<&str> {
+// The texts are built in `String`s kept by the thread between values: a
+// `String` grown char by char needs no UTF-8 check, which on a stack
+// buffer cost as much as writing the digits, and reusing it allocates
+// nothing. Each is taken out of its cell while in use (so nothing can see
+// it half-written) and put back after; one lost to a panic or to a thread
+// being torn down is simply allocated again.
+thread_local! {
+    /// The text of the last timestamp this thread wrote and its second.
+    /// Records are written in time order, so most timestamps share their
+    /// second with the one before: the calendar arithmetic and the date and
+    /// time digits are then done once per second, not per timestamp.
+    static LAST_TIMESTAMP: Cell<(i64, String)> = const { Cell::new((0, String::new())) };
+    /// Scratch text for addresses.
+    static ADDRESS: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// Calls `f` with `micros` (since the epoch) as
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the text of
+/// [`crate::format_rfc3339_micros`], which it calls for a year outside
+/// 0..=9999 (such times come only from broken captures).
+pub(crate) fn with_timestamp_text<R>(micros: i64, f: impl FnOnce(&str) -> R) -> R {
     let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    let (mut second, mut text) = LAST_TIMESTAMP.try_with(Cell::take).unwrap_or_default();
+    // An empty text (first use, or lost) never matches.
+    if second != secs || text.len() != RFC3339_MICROS_LEN {
+        text.clear();
+        if !push_second(&mut text, secs) {
+            return f(&crate::format_rfc3339_micros(micros));
+        }
+        second = secs;
+    }
+    text.truncate(SECOND_PREFIX_LEN);
+    push_digits::<6>(&mut text, frac);
+    text.push('Z');
+    let result = f(&text);
+    let _ = LAST_TIMESTAMP.try_with(|last| last.set((second, text)));
+    result
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.` of the second `secs` since the epoch;
+/// false (nothing appended) for a year outside 0..=9999.
+fn push_second(text: &mut String, secs: i64) -> bool {
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = crate::civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return None;
+        return false;
     }
-    digits(&mut out[0..4], y as u64);
-    out[4] = b'-';
-    digits(&mut out[5..7], u64::from(m));
-    out[7] = b'-';
-    digits(&mut out[8..10], u64::from(d));
-    out[10] = b'T';
-    digits(&mut out[11..13], (sod / 3600) as u64);
-    out[13] = b':';
-    digits(&mut out[14..16], ((sod / 60) % 60) as u64);
-    out[16] = b':';
-    digits(&mut out[17..19], (sod % 60) as u64);
-    out[19] = b'.';
-    digits(&mut out[20..26], frac as u64);
-    out[26] = b'Z';
-    // Only ASCII digits and separators were written.
-    std::str::from_utf8(out).ok()
+    push_digits::<4>(text, y as u32);
+    text.push('-');
+    push_digits::<2>(text, m);
+    text.push('-');
+    push_digits::<2>(text, d);
+    text.push('T');
+    push_digits::<2>(text, sod / 3600);
+    text.push(':');
+    push_digits::<2>(text, (sod / 60) % 60);
+    text.push(':');
+    push_digits::<2>(text, sod % 60);
+    text.push('.');
+    true
 }
 
-/// Writes `v` as exactly `out.len()` decimal digits, zero-padded (the
-/// callers' values fit).
-fn digits(out: &mut [u8], mut v: u64) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (v % 10) as u8;
+/// Appends `v` as exactly `N` decimal digits, zero-padded (the callers'
+/// values fit). A constant width and 32 bits keep it to a few
+/// instructions a digit: every value is below 10^6, and 32-bit division by
+/// ten is the cheaper one.
+fn push_digits<const N: usize>(text: &mut String, mut v: u32) {
+    let mut digits = [b'0'; N];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-}
-
-/// Serialises a timestamp (see [`rfc3339_micros`]).
-pub(crate) fn serialize_timestamp<S: Serializer>(micros: i64, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; RFC3339_MICROS_LEN];
-    match rfc3339_micros(micros, &mut buf) {
-        Some(text) => s.serialize_str(text),
-        None => s.serialize_str(&crate::format_rfc3339_micros(micros)),
+    for d in digits {
+        text.push(char::from(d));
     }
 }
 
-/// Serialises an address as its usual text form: IPv4 digit by digit,
-/// IPv6 through `Display` (its zero compression is not worth repeating).
+/// Serialises a timestamp (see [`with_timestamp_text`]).
+pub(crate) fn serialize_timestamp<S: Serializer>(micros: i64, s: S) -> Result<S::Ok, S::Error> {
+    with_timestamp_text(micros, |text| s.serialize_str(text))
+}
+
+/// Calls `f` with an address's text: exactly `Ipv4Addr`'s and `Ipv6Addr`'s
+/// `Display` (RFC 5952 for IPv6), without `core::fmt`.
+fn with_ip_text<R>(ip: &IpAddr, f: impl FnOnce(&str) -> R) -> R {
+    let mut text = ADDRESS.try_with(Cell::take).unwrap_or_default();
+    text.clear();
+    match ip {
+        IpAddr::V4(v4) => push_ipv4(&mut text, v4.octets()),
+        IpAddr::V6(v6) => push_ipv6(&mut text, v6),
+    }
+    let result = f(&text);
+    let _ = ADDRESS.try_with(|scratch| scratch.set(text));
+    result
+}
+
+/// Appends `a.b.c.d`, each octet in decimal without leading zeros.
+fn push_ipv4(text: &mut String, octets: [u8; 4]) {
+    for (i, octet) in octets.into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + (octet / 10) % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+}
+
+/// Appends an IPv6 address as `Ipv6Addr`'s `Display` writes it (RFC 5952):
+/// IPv4-mapped as `::ffff:a.b.c.d`; else lowercase hex groups without
+/// leading zeros, the first of the longest runs of two or more zero groups
+/// written `::`.
+fn push_ipv6(text: &mut String, ip: &Ipv6Addr) {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        text.push_str("::ffff:");
+        push_ipv4(text, v4.octets());
+        return;
+    }
+    let groups = ip.segments();
+    let (mut zeros_at, mut zeros_len) = (0, 0);
+    let (mut run_at, mut run_len) = (0, 0);
+    for (i, &group) in groups.iter().enumerate() {
+        if group != 0 {
+            run_len = 0;
+            continue;
+        }
+        if run_len == 0 {
+            run_at = i;
+        }
+        run_len += 1;
+        if run_len > zeros_len {
+            (zeros_at, zeros_len) = (run_at, run_len);
+        }
+    }
+    if zeros_len < 2 {
+        push_groups(text, &groups);
+    } else {
+        push_groups(text, &groups[..zeros_at]);
+        text.push_str("::");
+        push_groups(text, &groups[zeros_at + zeros_len..]);
+    }
+}
+
+/// Appends groups in lowercase hexadecimal without leading zeros,
+/// separated by `:`.
+fn push_groups(text: &mut String, groups: &[u16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, &group) in groups.iter().enumerate() {
+        if i > 0 {
+            text.push(':');
+        }
+        let width = (16 - group.leading_zeros()).div_ceil(4).max(1);
+        for k in (0..width).rev() {
+            text.push(char::from(HEX[usize::from((group >> (4 * k)) & 0xf)]));
+        }
+    }
+}
+
+/// Serialises an address as its usual text form (see [`with_ip_text`]).
 /// For `#[serde(serialize_with)]` on address fields.
 pub(crate) fn serialize_ip<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
-            let mut n = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                let width = match octet {
-                    0..=9 => 1,
-                    10..=99 => 2,
-                    _ => 3,
-                };
-                digits(&mut buf[n..n + width], u64::from(octet));
-                n += width;
-            }
-            match std::str::from_utf8(&buf[..n]) {
-                Ok(text) => s.serialize_str(text),
-                Err(_) => s.collect_str(ip),
-            }
-        }
-        IpAddr::V6(_) => s.collect_str(ip),
-    }
+    with_ip_text(ip, |text| s.serialize_str(text))
 }
 
 #[cfg(test)]
@@ -107,11 +204,42 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_text_equals_display_for_every_octet_width() {
-        for a in [0u8, 1, 9, 10, 99, 100, 199, 255] {
-            for b in [0u8, 7, 42, 250] {
-                let ip = IpAddr::V4(Ipv4Addr::new(a, b, 255 - a, b / 2));
+    fn ipv4_text_equals_display_for_every_octet_in_every_position() {
+        for a in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(a, 255 - a, a / 2, a.wrapping_mul(7)),
+                Ipv4Addr::new(a.wrapping_mul(7), a, 255 - a, a / 2),
+            ] {
+                assert_eq!(json_ip(IpAddr::V4(ip)), format!("\"{ip}\""));
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_text_equals_display_for_every_pattern_of_zero_groups() {
+        // Which groups are zero decides where `::` goes; the values of the
+        // others decide the hex widths.
+        let values = [1u16, 0xf, 0x10, 0xab, 0x100, 0xfff, 0x1000, 0xffff];
+        for zeros in 0u32..256 {
+            for shift in 0..values.len() {
+                let mut groups = [0u16; 8];
+                for (i, g) in groups.iter_mut().enumerate() {
+                    if zeros & (1 << i) == 0 {
+                        *g = values[(i + shift) % values.len()];
+                    }
+                }
+                let ip = IpAddr::V6(Ipv6Addr::from(groups));
                 assert_eq!(json_ip(ip), format!("\"{ip}\""));
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_and_compatible_ipv6_text_equals_display() {
+        for v4 in [[0u8, 0, 0, 0], [0, 0, 0, 1], [10, 0, 0, 1], [255; 4]] {
+            let v4 = Ipv4Addr::from(v4);
+            for ip in [v4.to_ipv6_mapped(), v4.to_ipv6_compatible()] {
+                assert_eq!(json_ip(IpAddr::V6(ip)), format!("\"{ip}\""));
             }
         }
     }
@@ -128,30 +256,57 @@ mod tests {
         }
     }
 
+    fn timestamp_text(t: i64) -> String {
+        with_timestamp_text(t, str::to_owned)
+    }
+
     #[test]
     fn timestamps_equal_the_formatted_string_across_the_calendar() {
-        let mut buf = [0u8; RFC3339_MICROS_LEN];
-        // Every day of a leap-year cycle around 2000 and 2100, at odd times
-        // of day, plus the ends of the four-digit range.
+        // Every seventh day of a leap-year cycle around 1970, 2000 and
+        // 2100, at odd times of day, plus the ends of the four-digit range
+        // and beyond them (the long form).
         let day_us = 86_400_000_000i64;
         let starts = [0i64, 946_684_800_000_000, 4_102_444_800_000_000];
         for start in starts {
             for day in (-800..800).step_by(7) {
                 let t = start + day * day_us + 45_296_789_012;
-                let fast = rfc3339_micros(t, &mut buf).map(str::to_owned);
-                assert_eq!(
-                    fast.as_deref(),
-                    Some(crate::format_rfc3339_micros(t).as_str())
-                );
+                assert_eq!(timestamp_text(t), crate::format_rfc3339_micros(t));
             }
         }
-        let last = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
-        assert_eq!(
-            rfc3339_micros(last, &mut buf),
-            Some("9999-12-31T23:59:59.999999Z")
-        );
-        assert_eq!(rfc3339_micros(last + 1, &mut buf), None);
-        assert_eq!(rfc3339_micros(-62_167_219_200_000_001, &mut buf), None);
+        let last = 253_402_300_799_999_999;
+        assert_eq!(timestamp_text(last), "9999-12-31T23:59:59.999999Z");
+        let first = -62_167_219_200_000_000;
+        assert_eq!(timestamp_text(first), "0000-01-01T00:00:00.000000Z");
+        for t in [last + 1, first - 1, i64::MAX, i64::MIN] {
+            assert_eq!(timestamp_text(t), crate::format_rfc3339_micros(t));
+        }
+    }
+
+    #[test]
+    fn timestamps_within_a_second_and_back_and_forth_equal_the_formatted_string() {
+        // The second's text is kept between calls: every change of second,
+        // forward, backward, out of range and back, must rebuild it.
+        let last = 253_402_300_799_999_999;
+        let base = 1_717_243_200_000_000i64; // 2024-06-01T12:00:00Z
+        for t in [
+            base,
+            base + 1,
+            base + 999_999,
+            base + 1_000_000,
+            base + 999_999,
+            base - 1,
+            -1,
+            0,
+            base - 1,
+            last + 1,
+            base - 1,
+            last,
+            last - 999_999,
+            -62_167_219_200_000_001,
+            0,
+        ] {
+            assert_eq!(timestamp_text(t), crate::format_rfc3339_micros(t), "{t}");
+        }
     }
 
     #[test]
