@@ -116,13 +116,14 @@ impl Frontend {
     where
         F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
     {
-        match decoded {
-            Decoded::Packet(p) => sink(&p, &self.ctx, Origin::Frame),
+        // By reference: the packet is handed on where decoding wrote it.
+        match &decoded {
+            Decoded::Packet(p) => sink(p, &self.ctx, Origin::Frame),
             Decoded::NotIp => self.counters.non_ip_packets += 1,
             Decoded::Malformed => {}
             Decoded::Fragment(f) => {
                 let domain = self.ctx.domain_hash(&self.hasher);
-                let mut pending = self.defrag.push(&f, domain, ts_us, &mut self.counters);
+                let mut pending = self.defrag.push(f, domain, ts_us, &mut self.counters);
                 let mut rounds = 0;
                 while let Some(buf) = pending.take() {
                     rounds += 1;

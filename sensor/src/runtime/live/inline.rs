@@ -168,11 +168,11 @@ impl InlineLoop {
             (*t, s.local_addr())
         };
         let mut latest = i64::MIN;
+        let Some(seen) = kernel_drops_seen.get_mut(socket) else {
+            return latest;
+        };
         for i in 0..n {
             let Some(d) = batch.get(i) else { continue };
-            let Some(seen) = kernel_drops_seen.get_mut(socket) else {
-                continue;
-            };
             let (ts_us, outer) = account_datagram(&d, local, wall_us, seen, &mut fe.counters);
             latest = latest.max(ts_us);
             if let Some(now) = clock.advance(ts_us) {

@@ -163,6 +163,7 @@ impl Receiver {
 /// cumulative; `kernel_drops_seen` is the last value) and a truncation, and
 /// returns the packet time (kernel timestamp, else `wall_us`) and the outer
 /// addresses (peer, and the local address the datagram was sent to).
+#[inline]
 pub(super) fn account_datagram(
     d: &Datagram<'_>,
     local: SocketAddr,
