@@ -12,7 +12,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -265,8 +265,9 @@ pub struct Datagram<'a> {
     pub len: usize,
     /// The datagram did not fit the buffer (MSG_TRUNC).
     pub truncated: bool,
-    /// Sender.
-    pub peer: Option<SocketAddr>,
+    /// Sender's address (the port is of no use to decapsulation). Both
+    /// addresses are canonical: an IPv4-mapped IPv6 address reads as IPv4.
+    pub peer_ip: Option<IpAddr>,
     /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
     pub local_ip: Option<IpAddr>,
     /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
@@ -392,7 +393,7 @@ impl RecvBatch {
             payload,
             len,
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
-            peer: sockaddr_to_std(&self.names[i], h.msg_hdr.msg_namelen),
+            peer_ip: sockaddr_ip(&self.names[i], h.msg_hdr.msg_namelen),
             local_ip: None,
             ts_us: None,
             kernel_drops: None,
@@ -402,31 +403,33 @@ impl RecvBatch {
     }
 }
 
-fn sockaddr_to_std(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+fn sockaddr_ip(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
     let len = len as usize;
     match i32::from(s.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // sockaddr_storage is large and aligned enough for it.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(a.sin_port),
-            )))
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
+            Some(canonical_v6(a.sin6_addr.s6_addr))
         }
         _ => None,
+    }
+}
+
+/// The address `Ipv6Addr::to_canonical` gives (IPv4 for `::ffff:a.b.c.d`),
+/// decided on the 128-bit value: the standard version's byte pattern makes
+/// the compiler carry the sixteen bytes one by one through the receive loop.
+fn canonical_v6(octets: [u8; 16]) -> IpAddr {
+    let bits = u128::from_be_bytes(octets);
+    if bits >> 32 == 0xffff {
+        IpAddr::V4(Ipv4Addr::from_bits(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from_bits(bits))
     }
 }
 
@@ -473,7 +476,7 @@ fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
             {
                 const ADDR: usize = std::mem::offset_of!(libc::in6_pktinfo, ipi6_addr);
                 let a: [u8; 16] = field(data, ADDR);
-                d.local_ip = Some(IpAddr::V6(Ipv6Addr::from(a)));
+                d.local_ip = Some(canonical_v6(a));
             }
             _ => {}
         }
@@ -517,7 +520,7 @@ mod tests {
                 let d = b.get(i).unwrap();
                 assert_eq!(d.len, 100);
                 assert!(!d.truncated);
-                assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+                assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
                 assert_eq!(d.local_ip, Some(IpAddr::from([127, 0, 0, 1])));
                 let now_us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -552,7 +555,7 @@ mod tests {
             payload: &[],
             len: 0,
             truncated: false,
-            peer: None,
+            peer_ip: None,
             local_ip: None,
             ts_us: None,
             kernel_drops: None,
@@ -591,6 +594,21 @@ mod tests {
             let mut d = empty_datagram();
             read_control(&bad, &mut d);
             assert_eq!((d.ts_us, d.kernel_drops, d.local_ip), (None, None, None));
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_canonical_as_the_standard_library_has_them() {
+        for a in [
+            "::ffff:10.1.2.3",
+            "::1",
+            "::",
+            "2001:db8::ffff:0:1",
+            "::fffe:1.2.3.4",
+            "::1.2.3.4",
+        ] {
+            let v6: Ipv6Addr = a.parse().unwrap();
+            assert_eq!(canonical_v6(v6.octets()), v6.to_canonical(), "{a}");
         }
     }
 
@@ -677,6 +695,6 @@ mod tests {
         let d = b.get(0).unwrap();
         assert_eq!(d.payload, b"hello");
         assert_eq!(d.local_ip, Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
-        assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+        assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
     }
 }

@@ -48,8 +48,8 @@ fn plain(b: &[u8]) -> Option<IpParts<'_>> {
                 return None;
             }
             Some(IpParts {
-                src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-                dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+                src: IpAddr::V4(Ipv4Addr::from(*h[12..].first_chunk::<4>()?)),
+                dst: IpAddr::V4(Ipv4Addr::from(*h[16..].first_chunk::<4>()?)),
                 proto: h[9],
                 ip_len: total as u32,
                 ip_id: u32::from(u16::from_be_bytes([h[4], h[5]])),
@@ -64,14 +64,9 @@ fn plain(b: &[u8]) -> Option<IpParts<'_>> {
             if payload_len == 0 || 40 + payload_len > b.len() || !matches!(h[6], 6 | 17 | 58) {
                 return None;
             }
-            let addr = |at: usize| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&h[at..at + 16]);
-                IpAddr::V6(Ipv6Addr::from(a))
-            };
             Some(IpParts {
-                src: addr(8),
-                dst: addr(24),
+                src: IpAddr::V6(Ipv6Addr::from(*h[8..].first_chunk::<16>()?)),
+                dst: IpAddr::V6(Ipv6Addr::from(*h[24..].first_chunk::<16>()?)),
                 proto: h[6],
                 ip_len: 40 + payload_len as u32,
                 ip_id: u32::from_be_bytes([0, h[1] & 0x0f, h[2], h[3]]),
@@ -98,14 +93,15 @@ impl Decoder {
         ctx: &mut TunnelContext,
         counters: &mut Counters,
     ) -> Decoded<'a> {
-        let parts = match plain(b) {
-            Some(parts) => parts,
+        // Two calls rather than one on a merged value: the plain header's
+        // fields then go straight into the packet.
+        match plain(b) {
+            Some(parts) => self.transport(parts, ctx, counters),
             None => match lax(b, counters) {
-                Lax::Parts(parts) => parts,
-                Lax::Done(d) => return d,
+                Lax::Parts(parts) => self.transport(parts, ctx, counters),
+                Lax::Done(d) => d,
             },
-        };
-        self.transport(parts, ctx, counters)
+        }
     }
 
     fn transport<'a>(
@@ -124,7 +120,8 @@ impl Decoder {
             l4,
         } = ip;
         let claimed = (l4.len() as u32).saturating_add(truncated_bytes);
-        let outer = OuterAddrs { src, dst };
+        // Only a tunnel inside needs the addresses as a layer's outer ones.
+        let outer = || OuterAddrs { src, dst };
         let transport = match IpNumber(proto) {
             IpNumber::TCP => match TcpSlice::from_slice(l4) {
                 Ok(t) => {
@@ -151,7 +148,7 @@ impl Decoder {
                 Ok(u) => {
                     let (sp, dp) = (u.source_port(), u.destination_port());
                     let body = u.payload();
-                    if let Some(next) = self.udp_tunnel(sp, dp, body, outer, ctx, counters) {
+                    if let Some(next) = self.udp_tunnel(sp, dp, body, outer(), ctx, counters) {
                         return self.run(next, ctx, counters);
                     }
                     Transport::Udp {
@@ -172,7 +169,7 @@ impl Decoder {
                 payload_len: claimed.saturating_sub(8),
             },
             IpNumber::GRE => {
-                if let Some(next) = self.gre(l4, outer, ctx, counters) {
+                if let Some(next) = self.gre(l4, outer(), ctx, counters) {
                     return self.run(next, ctx, counters);
                 }
                 Transport::Other {
@@ -180,7 +177,7 @@ impl Decoder {
                 }
             }
             IpNumber::IPV4 | IpNumber::IPV6 => {
-                if self.push(ctx, Encap::IpInIp { outer }, counters) {
+                if self.push(ctx, Encap::IpInIp { outer: outer() }, counters) {
                     return self.run(Step::Ip(l4), ctx, counters);
                 }
                 Transport::Other {
@@ -205,7 +202,9 @@ impl Decoder {
 }
 
 /// The general parser: any header etherparse reads leniently, counting what
-/// is cut or malformed; fragments end here.
+/// is cut or malformed; fragments end here. Kept out of line: it is the rare
+/// path, and inlined it would crowd the plain one.
+#[inline(never)]
 fn lax<'a>(b: &'a [u8], counters: &mut Counters) -> Lax<'a> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(b) {
         Ok(v) => v,

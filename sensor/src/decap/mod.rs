@@ -68,6 +68,11 @@ impl LinkType {
     }
 }
 
+/// The EtherType of an Ethernet header and the bytes after it.
+fn ether_type<'a>((header, rest): (&[u8; 14], &'a [u8])) -> (u16, &'a [u8]) {
+    (u16::from_be_bytes([header[12], header[13]]), rest)
+}
+
 pub(super) enum Step<'a> {
     Ether(&'a [u8]),
     EtherType(u16, &'a [u8]),
@@ -153,10 +158,17 @@ impl Decoder {
             UdpTunnel::Vxlan => self.vxlan(payload, outer, ctx, counters),
             UdpTunnel::Geneve => self.geneve(payload, outer, ctx, counters),
         };
-        match first {
-            Some(step) => self.run(step, ctx, counters),
-            None => Decoded::Malformed,
+        let Some(step) = first else {
+            return Decoded::Malformed;
+        };
+        // What AWS mirrors: an untagged Ethernet frame carrying IP, straight
+        // to the IP layer.
+        if let Step::Ether(frame) = step
+            && let Some((0x0800 | 0x86dd, ip)) = frame.split_first_chunk::<14>().map(ether_type)
+        {
+            return self.ip(ip, ctx, counters);
         }
+        self.run(step, ctx, counters)
     }
 
     /// Continues decoding at an IP header (a datagram rebuilt from

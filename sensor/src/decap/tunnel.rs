@@ -147,6 +147,7 @@ fn unordered(o: OuterAddrs) -> (IpAddr, IpAddr) {
 
 /// Hashes a value into the domain and, when it is kept apart (there are VLAN
 /// tags), into the domain without VLANs.
+#[inline]
 fn hash_domains<H: Hasher>(value: impl Hash, domain: &mut H, novlan: &mut Option<H>) {
     value.hash(domain);
     if let Some(h) = novlan {
