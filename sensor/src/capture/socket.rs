@@ -385,6 +385,8 @@ impl RecvBatch {
         let len = h.msg_len as usize;
         let start = i * self.buffer_bytes;
         let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
+        // size_t with glibc, socklen_t with other C libraries.
+        #[allow(clippy::unnecessary_cast)]
         let control_len = (h.msg_hdr.msg_controllen as usize).min(CONTROL_BYTES);
         let control = self
             .control
