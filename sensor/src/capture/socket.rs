@@ -189,9 +189,11 @@ impl TunnelSocket {
         // MSG_TRUNC makes msg_len the datagram's real length even when it did
         // not fit the buffer.
         let flags = wait_flag | libc::MSG_TRUNC;
-        // SAFETY: `prepare` pointed every header at buffers, iovecs, address
-        // and control storage owned by `batch`, which outlives the call and is
-        // not touched meanwhile; `vlen` is the number of headers.
+        // SAFETY: `new` pointed every header at buffers, iovecs, address and
+        // control storage owned by `batch` (never resized, so never moved),
+        // `prepare` restored the lengths the kernel may read; the batch
+        // outlives the call and is not touched meanwhile; `vlen` is the
+        // number of headers.
         let n = unsafe {
             libc::recvmmsg(
                 self.socket.as_raw_fd(),
