@@ -12,7 +12,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -189,9 +189,11 @@ impl TunnelSocket {
         // MSG_TRUNC makes msg_len the datagram's real length even when it did
         // not fit the buffer.
         let flags = wait_flag | libc::MSG_TRUNC;
-        // SAFETY: `prepare` pointed every header at buffers, iovecs, address
-        // and control storage owned by `batch`, which outlives the call and is
-        // not touched meanwhile; `vlen` is the number of headers.
+        // SAFETY: `new` pointed every header at buffers, iovecs, address and
+        // control storage owned by `batch` (never resized, so never moved),
+        // `prepare` restored the lengths the kernel may read; the batch
+        // outlives the call and is not touched meanwhile; `vlen` is the
+        // number of headers.
         let n = unsafe {
             libc::recvmmsg(
                 self.socket.as_raw_fd(),
@@ -265,8 +267,9 @@ pub struct Datagram<'a> {
     pub len: usize,
     /// The datagram did not fit the buffer (MSG_TRUNC).
     pub truncated: bool,
-    /// Sender.
-    pub peer: Option<SocketAddr>,
+    /// Sender's address (the port is of no use to decapsulation). Both
+    /// addresses are canonical: an IPv4-mapped IPv6 address reads as IPv4.
+    pub peer_ip: Option<IpAddr>,
     /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
     pub local_ip: Option<IpAddr>,
     /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
@@ -283,8 +286,9 @@ pub struct RecvBatch {
     data: Vec<u8>,
     iovecs: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
-    // u64 keeps control storage aligned for `cmsghdr`.
-    control: Vec<u64>,
+    // Read field by field from bytes (`read_control`), so it needs no
+    // alignment.
+    control: Vec<u8>,
     headers: Vec<libc::mmsghdr>,
     received: usize,
 }
@@ -304,15 +308,17 @@ impl RecvBatch {
         let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
         // SAFETY: as above.
         let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
-        Self {
+        let mut batch = Self {
             buffer_bytes,
             data: vec![0; datagrams * buffer_bytes],
             iovecs: vec![zero_iov; datagrams],
             names: vec![zero_name; datagrams],
-            control: vec![0; datagrams * CONTROL_BYTES / 8],
+            control: vec![0; datagrams * CONTROL_BYTES],
             headers: vec![zero_hdr; datagrams],
             received: 0,
-        }
+        };
+        batch.point_headers();
+        batch
     }
 
     /// Datagrams per call.
@@ -320,9 +326,13 @@ impl RecvBatch {
         self.headers.len()
     }
 
-    fn prepare(&mut self) {
+    /// Points every header at its buffer, iovec, address and control
+    /// storage. Done once: the vectors are never resized, so their heap
+    /// storage stays where it is when the batch moves, and the kernel does
+    /// not write these pointers back.
+    fn point_headers(&mut self) {
         let data = self.data.as_mut_ptr();
-        let control = self.control.as_mut_ptr().cast::<u8>();
+        let control = self.control.as_mut_ptr();
         for i in 0..self.headers.len() {
             // SAFETY: `i * buffer_bytes` and `i * CONTROL_BYTES` stay inside the
             // allocations sized for `headers.len()` entries in `new`.
@@ -338,14 +348,23 @@ impl RecvBatch {
             };
             let h = &mut self.headers[i].msg_hdr;
             h.msg_name = (&raw mut self.names[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &raw mut self.iovecs[i];
             h.msg_iovlen = 1;
             h.msg_control = ctl.cast();
+        }
+        self.prepare();
+    }
+
+    /// Restores the fields the kernel writes back (lengths and flags).
+    fn prepare(&mut self) {
+        for m in &mut self.headers {
+            let h = &mut m.msg_hdr;
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_controllen = CONTROL_BYTES as _;
             h.msg_flags = 0;
-            self.headers[i].msg_len = 0;
+            m.msg_len = 0;
         }
+        self.received = 0;
     }
 
     /// Datagrams received by the last call.
@@ -359,6 +378,7 @@ impl RecvBatch {
     }
 
     /// The `i`-th datagram of the last call.
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.received {
             return None;
@@ -367,87 +387,113 @@ impl RecvBatch {
         let len = h.msg_len as usize;
         let start = i * self.buffer_bytes;
         let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
+        // size_t with glibc, socklen_t with other C libraries.
+        #[allow(clippy::unnecessary_cast)]
+        let control_len = (h.msg_hdr.msg_controllen as usize).min(CONTROL_BYTES);
+        let control = self
+            .control
+            .get(i * CONTROL_BYTES..i * CONTROL_BYTES + control_len)?;
         let mut d = Datagram {
             payload,
             len,
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
-            peer: sockaddr_to_std(&self.names[i], h.msg_hdr.msg_namelen),
+            peer_ip: sockaddr_ip(&self.names[i], h.msg_hdr.msg_namelen),
             local_ip: None,
             ts_us: None,
             kernel_drops: None,
         };
-        read_control(&h.msg_hdr, &mut d);
+        read_control(control, &mut d);
         Some(d)
     }
 }
 
-fn sockaddr_to_std(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+fn sockaddr_ip(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
     let len = len as usize;
     match i32::from(s.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // sockaddr_storage is large and aligned enough for it.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(a.sin_port),
-            )))
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
+            Some(canonical_v6(a.sin6_addr.s6_addr))
         }
         _ => None,
     }
 }
 
-fn read_control(h: &libc::msghdr, d: &mut Datagram<'_>) {
-    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; the
-    // CMSG_* helpers stay inside that range and every payload read below is
-    // length-checked and unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(h);
-        while !c.is_null() {
-            let hdr = &*c;
-            let data = libc::CMSG_DATA(c);
-            let avail = (hdr.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
-            match (hdr.cmsg_level, hdr.cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
-                    if avail >= size_of::<libc::timespec>() =>
-                {
-                    let t: libc::timespec = std::ptr::read_unaligned(data.cast());
-                    d.ts_us = Some(
-                        t.tv_sec
-                            .saturating_mul(1_000_000)
-                            .saturating_add(t.tv_nsec / 1_000),
-                    );
-                }
-                (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if avail >= size_of::<u32>() => {
-                    d.kernel_drops = Some(std::ptr::read_unaligned(data.cast::<u32>()));
-                }
-                (libc::IPPROTO_IP, libc::IP_PKTINFO) if avail >= size_of::<libc::in_pktinfo>() => {
-                    let p: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
-                    d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr))));
-                }
-                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
-                    if avail >= size_of::<libc::in6_pktinfo>() =>
-                {
-                    let p: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
-                    d.local_ip = Some(IpAddr::V6(Ipv6Addr::from(p.ipi6_addr.s6_addr)));
-                }
-                _ => {}
-            }
-            c = libc::CMSG_NXTHDR(h, c);
-        }
+/// The address `Ipv6Addr::to_canonical` gives (IPv4 for `::ffff:a.b.c.d`),
+/// decided on the 128-bit value: the standard version's byte pattern makes
+/// the compiler carry the sixteen bytes one by one through the receive loop.
+fn canonical_v6(octets: [u8; 16]) -> IpAddr {
+    let bits = u128::from_be_bytes(octets);
+    if bits >> 32 == 0xffff {
+        IpAddr::V4(Ipv4Addr::from_bits(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from_bits(bits))
     }
+}
+
+/// Bytes of a `cmsghdr` (its length field, level and type) before the data,
+/// and the alignment of each message (CMSG_ALIGN: that of `size_t`).
+const CMSG_ALIGN: usize = size_of::<usize>();
+const CMSG_HEADER: usize = size_of::<libc::cmsghdr>().next_multiple_of(CMSG_ALIGN);
+
+/// Reads the control messages of one datagram (timestamp, drop counter,
+/// destination address) from the bytes the kernel wrote. Field by field from
+/// the byte layout of `cmsghdr` and its payloads, so no pointer casts and no
+/// alignment matter; a message that does not fit ends the walk.
+fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
+    const LEVEL: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
+    const TYPE: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+    while let Some(h) = c.first_chunk::<CMSG_HEADER>() {
+        let len = usize::from_ne_bytes(field(h, 0));
+        let level = libc::c_int::from_ne_bytes(field(h, LEVEL));
+        let kind = libc::c_int::from_ne_bytes(field(h, TYPE));
+        // None too for a length below the header, which would never advance
+        // (CMSG_NXTHDR stops there as well).
+        let Some(data) = c.get(CMSG_HEADER..len) else {
+            break;
+        };
+        match (level, kind) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                if data.len() >= size_of::<libc::timespec>() =>
+            {
+                const NSEC: usize = std::mem::offset_of!(libc::timespec, tv_nsec);
+                let sec = libc::time_t::from_ne_bytes(field(data, 0));
+                let nsec = libc::c_long::from_ne_bytes(field(data, NSEC));
+                d.ts_us = Some(sec.saturating_mul(1_000_000).saturating_add(nsec / 1_000));
+            }
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= size_of::<u32>() => {
+                d.kernel_drops = Some(u32::from_ne_bytes(field(data, 0)));
+            }
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= size_of::<libc::in_pktinfo>() => {
+                const ADDR: usize = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
+                let a: [u8; 4] = field(data, ADDR);
+                d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(a)));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                if data.len() >= size_of::<libc::in6_pktinfo>() =>
+            {
+                const ADDR: usize = std::mem::offset_of!(libc::in6_pktinfo, ipi6_addr);
+                let a: [u8; 16] = field(data, ADDR);
+                d.local_ip = Some(canonical_v6(a));
+            }
+            _ => {}
+        }
+        c = c.get(len.next_multiple_of(CMSG_ALIGN)..).unwrap_or(&[]);
+    }
+}
+
+/// `N` bytes at `at` of a slice the caller has checked is long enough
+/// (zeros otherwise, never a panic).
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b.get(at..at + N)
+        .and_then(|f| f.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 #[cfg(test)]
@@ -478,7 +524,7 @@ mod tests {
                 let d = b.get(i).unwrap();
                 assert_eq!(d.len, 100);
                 assert!(!d.truncated);
-                assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+                assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
                 assert_eq!(d.local_ip, Some(IpAddr::from([127, 0, 0, 1])));
                 let now_us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -493,6 +539,81 @@ mod tests {
         }
         assert_eq!(got, (0..40).collect::<Vec<u8>>());
         assert!(b.get(40).is_none());
+    }
+
+    /// One control message as the kernel lays it out.
+    fn cmsg(level: libc::c_int, kind: libc::c_int, data: &[u8]) -> Vec<u8> {
+        let len = CMSG_HEADER + data.len();
+        let mut m = vec![0u8; len.next_multiple_of(CMSG_ALIGN)];
+        m[..size_of::<usize>()].copy_from_slice(&len.to_ne_bytes());
+        let level_at = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
+        let type_at = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+        m[level_at..level_at + 4].copy_from_slice(&level.to_ne_bytes());
+        m[type_at..type_at + 4].copy_from_slice(&kind.to_ne_bytes());
+        m[CMSG_HEADER..len].copy_from_slice(data);
+        m
+    }
+
+    fn empty_datagram() -> Datagram<'static> {
+        Datagram {
+            payload: &[],
+            len: 0,
+            truncated: false,
+            peer_ip: None,
+            local_ip: None,
+            ts_us: None,
+            kernel_drops: None,
+        }
+    }
+
+    #[test]
+    fn control_messages_are_read_and_malformed_ones_end_the_walk() {
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&(1_700_000_000 as libc::time_t).to_ne_bytes());
+        ts.extend_from_slice(&(123_456_789 as libc::c_long).to_ne_bytes());
+        let mut pktinfo = vec![0u8; size_of::<libc::in_pktinfo>()];
+        let at = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
+        pktinfo[at..at + 4].copy_from_slice(&[10, 1, 2, 3]);
+        let mut c = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts);
+        c.extend(cmsg(
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            &7u32.to_ne_bytes(),
+        ));
+        c.extend(cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &pktinfo));
+        let mut d = empty_datagram();
+        read_control(&c, &mut d);
+        assert_eq!(d.ts_us, Some(1_700_000_000_123_456));
+        assert_eq!(d.kernel_drops, Some(7));
+        assert_eq!(d.local_ip, Some(IpAddr::from([10, 1, 2, 3])));
+
+        // A length of zero (it would never advance), a length past the end,
+        // and a message too short for its type: nothing read, no panic.
+        let mut zero = cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &7u32.to_ne_bytes());
+        zero[..size_of::<usize>()].fill(0);
+        let mut long = cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &7u32.to_ne_bytes());
+        long[..size_of::<usize>()].copy_from_slice(&4096usize.to_ne_bytes());
+        let short = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &[1, 2, 3]);
+        for bad in [zero, long, short, vec![1, 2, 3]] {
+            let mut d = empty_datagram();
+            read_control(&bad, &mut d);
+            assert_eq!((d.ts_us, d.kernel_drops, d.local_ip), (None, None, None));
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_canonical_as_the_standard_library_has_them() {
+        for a in [
+            "::ffff:10.1.2.3",
+            "::1",
+            "::",
+            "2001:db8::ffff:0:1",
+            "::fffe:1.2.3.4",
+            "::1.2.3.4",
+        ] {
+            let v6: Ipv6Addr = a.parse().unwrap();
+            assert_eq!(canonical_v6(v6.octets()), v6.to_canonical(), "{a}");
+        }
     }
 
     #[test]
@@ -578,6 +699,6 @@ mod tests {
         let d = b.get(0).unwrap();
         assert_eq!(d.payload, b"hello");
         assert_eq!(d.local_ip, Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
-        assert_eq!(d.peer, Some(tx.local_addr().unwrap()));
+        assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod defrag;
 pub mod headers;
+mod ip;
 pub mod tunnel;
 mod tunnels;
 mod view;
@@ -21,7 +22,6 @@ pub use view::{Decoded, Fragment, InnerPacket, Transport, UdpTunnel, tcp_flags};
 
 use crate::config::DecapConfig;
 use crate::metrics::{Anomaly, Counters};
-use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 use headers::MplsPayload;
 use tunnel::{Encap, OuterAddrs, TunnelContext};
 
@@ -66,6 +66,11 @@ impl LinkType {
             other => LinkType::Unknown(other),
         }
     }
+}
+
+/// The EtherType of an Ethernet header and the bytes after it.
+fn ether_type<'a>((header, rest): (&[u8; 14], &'a [u8])) -> (u16, &'a [u8]) {
+    (u16::from_be_bytes([header[12], header[13]]), rest)
 }
 
 pub(super) enum Step<'a> {
@@ -153,10 +158,17 @@ impl Decoder {
             UdpTunnel::Vxlan => self.vxlan(payload, outer, ctx, counters),
             UdpTunnel::Geneve => self.geneve(payload, outer, ctx, counters),
         };
-        match first {
-            Some(step) => self.run(step, ctx, counters),
-            None => Decoded::Malformed,
+        let Some(step) = first else {
+            return Decoded::Malformed;
+        };
+        // What AWS mirrors: an untagged Ethernet frame carrying IP, straight
+        // to the IP layer.
+        if let Step::Ether(frame) = step
+            && let Some((0x0800 | 0x86dd, ip)) = frame.split_first_chunk::<14>().map(ether_type)
+        {
+            return self.ip(ip, ctx, counters);
         }
+        self.run(step, ctx, counters)
     }
 
     /// Continues decoding at an IP header (a datagram rebuilt from
@@ -265,188 +277,12 @@ impl Decoder {
                         return Decoded::Malformed;
                     }
                 },
-                Step::Ip(b) => match self.ip(b, ctx, counters) {
-                    IpOutcome::Done(d) => return d,
-                    IpOutcome::Next(s) => s,
-                },
+                Step::Ip(b) => return self.ip(b, ctx, counters),
             };
         }
         counters.anomaly(Anomaly::TunnelTooDeep);
         Decoded::Malformed
     }
-
-    fn ip<'a>(
-        &self,
-        b: &'a [u8],
-        ctx: &mut TunnelContext,
-        counters: &mut Counters,
-    ) -> IpOutcome<'a> {
-        let (ip, ext_err) = match LaxIpSlice::from_slice(b) {
-            Ok(v) => v,
-            Err(_) => {
-                counters.anomaly(Anomaly::IpMalformed);
-                return IpOutcome::Done(Decoded::Malformed);
-            }
-        };
-        let src = ip.source_addr();
-        let dst = ip.destination_addr();
-        let payload = ip.payload();
-        let (ip_len, ip_id, ipv4_header): (u32, u32, &'a [u8]) = match &ip {
-            LaxIpSlice::Ipv4(v4) => {
-                let h = v4.header();
-                let total = u32::from(h.total_len());
-                let hl = h.slice().len() as u32;
-                // A zero or too-small total length (TSO, BIG TCP) means "the
-                // rest of the frame".
-                let len = if total < hl { b.len() as u32 } else { total };
-                let header = b.get(..hl as usize).unwrap_or(&[]);
-                (len, u32::from(h.identification()), header)
-            }
-            LaxIpSlice::Ipv6(v6) => {
-                let h = v6.header();
-                let pl = u32::from(h.payload_length());
-                let len = if pl == 0 { b.len() as u32 } else { 40 + pl };
-                (len, h.flow_label().value(), &[][..])
-            }
-        };
-        let present = b.len() as u32;
-        let truncated_bytes = ip_len.saturating_sub(present);
-        if truncated_bytes > 0 {
-            counters.anomaly(Anomaly::IpTruncated);
-        }
-        if ext_err.is_some() {
-            counters.anomaly(Anomaly::Ipv6ExtensionMalformed);
-        }
-        let proto = payload.ip_number.0;
-        let claimed = (payload.payload.len() as u32).saturating_add(truncated_bytes);
-
-        if payload.fragmented {
-            let (id, offset, more) = match &ip {
-                LaxIpSlice::Ipv4(v4) => {
-                    let h = v4.header();
-                    (
-                        u32::from(h.identification()),
-                        h.fragments_offset().byte_offset(),
-                        h.more_fragments(),
-                    )
-                }
-                LaxIpSlice::Ipv6(v6) => {
-                    let mut found = None;
-                    for ext in v6.extensions().clone() {
-                        if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                            found = Some((
-                                f.identification(),
-                                f.fragment_offset().byte_offset(),
-                                f.more_fragments(),
-                            ));
-                        }
-                    }
-                    match found {
-                        Some(v) => v,
-                        None => {
-                            counters.anomaly(Anomaly::FragmentInvalid);
-                            return IpOutcome::Done(Decoded::Malformed);
-                        }
-                    }
-                }
-            };
-            return IpOutcome::Done(Decoded::Fragment(Fragment {
-                src,
-                dst,
-                id,
-                proto,
-                offset,
-                more,
-                ipv4_header,
-                payload: payload.payload,
-                truncated: truncated_bytes > 0,
-            }));
-        }
-
-        let outer = OuterAddrs { src, dst };
-        let l4 = payload.payload;
-        let transport = match payload.ip_number {
-            IpNumber::TCP => match TcpSlice::from_slice(l4) {
-                Ok(t) => {
-                    let hl = u32::from(t.data_offset()) * 4;
-                    Transport::Tcp {
-                        src_port: t.source_port(),
-                        dst_port: t.destination_port(),
-                        seq: t.sequence_number(),
-                        ack: t.acknowledgment_number(),
-                        flags: l4.get(13).copied().unwrap_or(0),
-                        window: t.window_size(),
-                        payload: t.payload(),
-                        payload_len: claimed.saturating_sub(hl),
-                    }
-                }
-                Err(_) => {
-                    // Without its whole header a segment cannot be placed in
-                    // a connection (Zeek: `truncated_header`, no connection).
-                    counters.anomaly(Anomaly::TcpHeaderTruncated);
-                    return IpOutcome::Done(Decoded::Malformed);
-                }
-            },
-            IpNumber::UDP => match UdpSlice::from_slice_lax(l4) {
-                Ok(u) => {
-                    let (sp, dp) = (u.source_port(), u.destination_port());
-                    let body = u.payload();
-                    if let Some(next) = self.udp_tunnel(sp, dp, body, outer, ctx, counters) {
-                        return IpOutcome::Next(next);
-                    }
-                    Transport::Udp {
-                        src_port: sp,
-                        dst_port: dp,
-                        payload: body,
-                        payload_len: claimed.saturating_sub(8),
-                    }
-                }
-                Err(_) => {
-                    counters.anomaly(Anomaly::UdpTruncated);
-                    return IpOutcome::Done(Decoded::Malformed);
-                }
-            },
-            IpNumber::ICMP | IpNumber::IPV6_ICMP if l4.len() >= 2 => Transport::Icmp {
-                icmp_type: l4[0],
-                code: l4[1],
-                payload_len: claimed.saturating_sub(8),
-            },
-            IpNumber::GRE => {
-                if let Some(next) = self.gre(l4, outer, ctx, counters) {
-                    return IpOutcome::Next(next);
-                }
-                Transport::Other {
-                    payload_len: claimed,
-                }
-            }
-            IpNumber::IPV4 | IpNumber::IPV6 => {
-                if self.push(ctx, Encap::IpInIp { outer }, counters) {
-                    return IpOutcome::Next(Step::Ip(l4));
-                }
-                Transport::Other {
-                    payload_len: claimed,
-                }
-            }
-            _ => Transport::Other {
-                payload_len: claimed,
-            },
-        };
-        IpOutcome::Done(Decoded::Packet(InnerPacket {
-            src,
-            dst,
-            proto,
-            ip_len,
-            truncated_bytes,
-            ip_id,
-            transport,
-            l4_bytes: l4,
-        }))
-    }
-}
-
-enum IpOutcome<'a> {
-    Done(Decoded<'a>),
-    Next(Step<'a>),
 }
 
 #[cfg(test)]

@@ -200,3 +200,41 @@ fn arp_is_not_ip_and_garbage_is_counted() {
     assert_eq!(c.anomalies[Anomaly::EthernetTruncated as usize], 1);
     assert_eq!(c.anomalies[Anomaly::IpMalformed as usize], 1);
 }
+
+#[test]
+fn a_tunnel_payload_decodes_as_the_whole_captured_frame_does() {
+    let d = Decoder::new(DecapConfig::default());
+    let mut tcp = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4([172, 16, 0, 1], [172, 16, 0, 2], 64)
+        .tcp(40000, 80, 7, 100)
+        .write(&mut tcp, b"GET / HTTP/1.1\r\n")
+        .unwrap();
+    let mut v6 = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv6([1; 16], [2; 16], 64)
+        .udp(5353, 53)
+        .write(&mut v6, b"query")
+        .unwrap();
+    // Tagged: the straight path must leave it to the general one.
+    let mut tagged = tcp[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+    tagged.extend_from_slice(&tcp[12..]);
+    for inner in [tcp, v6, tagged] {
+        let mut vx = vxlan_hdr(42);
+        vx.extend_from_slice(&inner);
+        let frame = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 50000, 4789, &vx);
+        let (mut whole_ctx, mut c) = (TunnelContext::new(), Counters::default());
+        let whole = d.decode(LinkType::Ethernet, &frame, &mut whole_ctx, &mut c);
+        let outer = OuterAddrs {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+        };
+        let (mut ctx, mut c2) = (TunnelContext::new(), Counters::default());
+        let payload = d.decode_tunnel_payload(UdpTunnel::Vxlan, outer, &vx, &mut ctx, &mut c2);
+        assert!(matches!(whole, Decoded::Packet(_)), "{whole:?}");
+        assert_eq!(payload, whole);
+        assert_eq!(ctx, whole_ctx);
+        assert_eq!(c2.anomaly_summary(), c.anomaly_summary());
+    }
+}

@@ -145,6 +145,16 @@ fn unordered(o: OuterAddrs) -> (IpAddr, IpAddr) {
     }
 }
 
+/// Hashes a value into the domain and, when it is kept apart (there are VLAN
+/// tags), into the domain without VLANs.
+#[inline]
+fn hash_domains<H: Hasher>(value: impl Hash, domain: &mut H, novlan: &mut Option<H>) {
+    value.hash(domain);
+    if let Some(h) = novlan {
+        value.hash(h);
+    }
+}
+
 /// All layers of one packet, outermost first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TunnelContext {
@@ -209,19 +219,23 @@ impl TunnelContext {
             return ContextIds::default();
         }
         let mut domain = hasher.build_hasher();
-        let mut novlan = hasher.build_hasher();
+        // Without VLAN tags (the mirrored case) both domains hash the same
+        // values: one hasher serves both.
+        let mut novlan = self
+            .layers
+            .iter()
+            .any(|l| matches!(l, Encap::Vlan { .. }))
+            .then(|| hasher.build_hasher());
         let mut vantage = hasher.build_hasher();
         for layer in &self.layers {
             match *layer {
                 Encap::Vxlan { vni, outer } => {
-                    (1u8, vni).hash(&mut domain);
-                    (1u8, vni).hash(&mut novlan);
+                    hash_domains((1u8, vni), &mut domain, &mut novlan);
                     vni.hash(&mut vantage);
                     unordered(outer).hash(&mut vantage);
                 }
                 Encap::Geneve { vni, outer, .. } => {
-                    (2u8, vni).hash(&mut domain);
-                    (2u8, vni).hash(&mut novlan);
+                    hash_domains((2u8, vni), &mut domain, &mut novlan);
                     vni.hash(&mut vantage);
                     unordered(outer).hash(&mut vantage);
                 }
@@ -232,8 +246,7 @@ impl TunnelContext {
                     outer,
                     ..
                 } => {
-                    (4u8, session_id, vlan).hash(&mut domain);
-                    (4u8, session_id, vlan).hash(&mut novlan);
+                    hash_domains((4u8, session_id, vlan), &mut domain, &mut novlan);
                     session_id.hash(&mut vantage);
                     unordered(outer).hash(&mut vantage);
                 }
@@ -247,9 +260,10 @@ impl TunnelContext {
                 Encap::Mpls { .. } => {}
             }
         }
+        let domain = domain.finish() | 1;
         ContextIds {
-            domain: domain.finish() | 1,
-            novlan_domain: novlan.finish() | 1,
+            domain,
+            novlan_domain: novlan.map_or(domain, |h| h.finish() | 1),
             vantage: vantage.finish() | 1,
         }
     }

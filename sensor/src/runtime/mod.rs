@@ -116,13 +116,14 @@ impl Frontend {
     where
         F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
     {
-        match decoded {
-            Decoded::Packet(p) => sink(&p, &self.ctx, Origin::Frame),
+        // By reference: the packet is handed on where decoding wrote it.
+        match &decoded {
+            Decoded::Packet(p) => sink(p, &self.ctx, Origin::Frame),
             Decoded::NotIp => self.counters.non_ip_packets += 1,
             Decoded::Malformed => {}
             Decoded::Fragment(f) => {
                 let domain = self.ctx.domain_hash(&self.hasher);
-                let mut pending = self.defrag.push(&f, domain, ts_us, &mut self.counters);
+                let mut pending = self.defrag.push(f, domain, ts_us, &mut self.counters);
                 let mut rounds = 0;
                 while let Some(buf) = pending.take() {
                     rounds += 1;
@@ -247,18 +248,14 @@ impl Clock {
     /// Advances to a packet's time; returns the tick to run first, if a
     /// boundary was crossed. Time going backwards never ticks.
     pub fn advance(&mut self, ts_us: i64) -> Option<i64> {
-        let boundary = ts_us.div_euclid(self.interval_us) * self.interval_us;
-        match self.next_tick_us {
-            None => {
-                self.next_tick_us = Some(boundary.saturating_add(self.interval_us));
-                None
-            }
-            Some(next) if ts_us >= next => {
-                self.next_tick_us = Some(boundary.saturating_add(self.interval_us));
-                Some(boundary)
-            }
-            Some(_) => None,
+        // Nearly every packet stays before the next boundary: no division.
+        if self.next_tick_us.is_some_and(|next| ts_us < next) {
+            return None;
         }
+        let boundary = ts_us.div_euclid(self.interval_us) * self.interval_us;
+        let first = self.next_tick_us.is_none();
+        self.next_tick_us = Some(boundary.saturating_add(self.interval_us));
+        (!first).then_some(boundary)
     }
 }
 
