@@ -57,6 +57,21 @@ impl PacketTuple {
     }
 }
 
+impl PacketTuple {
+    /// `src <= dst`, asked for every packet: IPv4 pairs (almost every
+    /// packet) compare as numbers, which is the derived order of their
+    /// octets and port without its dispatch on the address family.
+    #[inline]
+    fn src_first(&self) -> bool {
+        match (self.src.addr, self.dst.addr) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                (a.to_bits(), self.src.port) <= (b.to_bits(), self.dst.port)
+            }
+            _ => self.src <= self.dst,
+        }
+    }
+}
+
 /// The key of a flow: domain, protocol and the endpoints in canonical order
 /// (lower first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,7 +90,7 @@ impl FlowKey {
     /// The key of a packet's tuple in a domain.
     #[inline]
     pub fn new(domain: u64, t: &PacketTuple) -> Self {
-        let (lo, hi) = if t.src <= t.dst {
+        let (lo, hi) = if t.src_first() {
             (t.src, t.dst)
         } else {
             (t.dst, t.src)
@@ -149,6 +164,23 @@ mod tests {
                 addr: b.parse().unwrap(),
                 port: bp,
             },
+        }
+    }
+
+    #[test]
+    fn endpoints_order_as_derived() {
+        let cases = [
+            ("10.0.0.1", 80, "10.0.0.2", 1),
+            ("10.0.0.2", 1, "10.0.0.1", 80),
+            ("10.0.0.1", 80, "10.0.0.1", 79),
+            ("10.0.0.1", 80, "10.0.0.1", 80),
+            ("9.255.255.255", 9, "10.0.0.0", 8),
+            ("10.0.0.1", 80, "::1", 80),
+            ("fd00::2", 80, "fd00::1", 81),
+        ];
+        for (a, ap, b, bp) in cases {
+            let t = tuple(a, ap, b, bp);
+            assert_eq!(t.src_first(), t.src <= t.dst, "{a}:{ap} {b}:{bp}");
         }
     }
 

@@ -263,17 +263,19 @@ impl FlowTable {
             return;
         };
         if vantage != 0 {
-            // A flow seen from this vantage only holds no copy to match.
-            let other_vantages = flow.vantages.as_slice() != [vantage];
-            if other_vantages && flow.is_copy(fingerprint, vantage, ts_us, window_us) {
-                flow.duplicate_pkts += 1;
-                counters.duplicate_vantage_packets += 1;
+            // A flow seen from this vantage only (nearly every flow) lists
+            // it already and holds no copy to match.
+            if flow.vantages.as_slice() != [vantage] {
+                if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
+                    flow.duplicate_pkts += 1;
+                    counters.duplicate_vantage_packets += 1;
+                    flow.add_vantage(vantage, counters);
+                    flow.last_us = flow.last_us.max(ts_us);
+                    return;
+                }
                 flow.add_vantage(vantage, counters);
-                flow.last_us = flow.last_us.max(ts_us);
-                return;
             }
             flow.remember(fingerprint, vantage, ts_us);
-            flow.add_vantage(vantage, counters);
         }
         let dir = if tuple.src == flow.orig {
             Direction::Originator
@@ -394,7 +396,18 @@ impl FlowTable {
                 flow.app = AppSlot::Finished;
             }
         }
-        self.take_app_output(slot as usize, out, counters);
+        if self.app_output_pending() {
+            self.take_app_output(slot as usize, out, counters);
+        }
+    }
+
+    /// True when the application layer emitted or counted something (for
+    /// most packets it did not, and the call below is skipped).
+    #[inline]
+    fn app_output_pending(&self) -> bool {
+        !self.app.emitted.is_empty()
+            || !self.app.anomalies.is_empty()
+            || self.app.stats != Default::default()
     }
 
     /// Moves what the application layer emitted and counted into `out` and
