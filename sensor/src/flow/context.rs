@@ -44,7 +44,8 @@ impl ContextCache {
         }
     }
 
-    /// The identities of `ctx` as `hasher` computes them.
+    /// The identities of `ctx` as `hasher` computes them. The cache keeps
+    /// no hasher: its owner passes the same one on every call.
     #[inline]
     pub(super) fn identities<S: BuildHasher>(
         &mut self,
