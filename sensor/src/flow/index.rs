@@ -12,7 +12,6 @@ use super::key::FlowKey;
 use super::state::Flow;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
 
 /// A flow's slot and which of its keys the entry stands for (0: its own
 /// key; i: its alias i - 1).
@@ -49,7 +48,7 @@ impl FlowIndex {
 
     /// The slot of the flow with key `key`.
     pub(super) fn get(&self, slots: &[Option<Box<Flow>>], key: &FlowKey) -> Option<u32> {
-        let hash = self.hasher.hash_one(key);
+        let hash = key.index_hash(&self.hasher);
         self.table
             .find(hash, |e| entry_key(slots, *e) == Some(key))
             .map(|e| e.slot)
@@ -58,10 +57,10 @@ impl FlowIndex {
     /// Adds an entry for `key`, which must be absent and already stored in
     /// the flow (as its key or its alias `entry.key`).
     pub(super) fn insert(&mut self, slots: &[Option<Box<Flow>>], key: &FlowKey, entry: IndexEntry) {
-        let hash = self.hasher.hash_one(key);
+        let hash = key.index_hash(&self.hasher);
         let hasher = &self.hasher;
         self.table.insert_unique(hash, entry, |e| {
-            entry_key(slots, *e).map_or(0, |k| hasher.hash_one(k))
+            entry_key(slots, *e).map_or(0, |k| k.index_hash(hasher))
         });
     }
 
@@ -71,7 +70,7 @@ impl FlowIndex {
         let Some(key) = entry_key(slots, IndexEntry { slot, key: which }) else {
             return;
         };
-        let hash = self.hasher.hash_one(key);
+        let hash = key.index_hash(&self.hasher);
         if let Ok(found) = self.table.find_entry(hash, |e| {
             e.slot == slot && e.key == which && entry_key(slots, *e) == Some(key)
         }) {

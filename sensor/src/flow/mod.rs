@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod community_id;
+mod context;
 mod index;
 pub mod key;
 pub mod reassembly;

@@ -6,6 +6,7 @@
 
 use super::app::{AppShared, AppState, Outcome};
 use super::community_id::CommunityId;
+use super::context::ContextCache;
 use super::index::{FlowIndex, IndexEntry};
 use super::key::{FlowKey, PacketTuple};
 use super::reassembly::Segment;
@@ -16,7 +17,7 @@ use super::state::{
 use super::tcp_state::{PortHint, RoleChange, TcpConnection, TcpSegment};
 use super::to_record::{app_record, flow_record, remember_identity};
 use crate::config::{FlowConfig, PipelineConfig};
-use crate::decap::tunnel::{ContextIds, Encap, TunnelContext};
+use crate::decap::tunnel::{Encap, TunnelContext};
 use crate::decap::{InnerPacket, Transport};
 use crate::dissect::L4;
 use crate::metrics::{Counters, Drop};
@@ -25,7 +26,7 @@ use arrayvec::ArrayVec;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use nucleus_proto::Record;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Flows of one worker.
@@ -49,10 +50,9 @@ pub struct FlowTable {
     us: DurationsUs,
     /// Dissector settings, reassembly budget and scratch space.
     app: AppShared,
-    /// The last tunnel context seen and its identities: consecutive packets
-    /// of one mirror session share their layers, so their three hashes are
-    /// computed once.
-    last_ctx: (Vec<Encap>, ContextIds),
+    /// The identities of recent tunnel contexts: the packets of one mirror
+    /// session share their layers, so their three hashes are computed once.
+    contexts: ContextCache,
     /// Tunnel layer lists recently given to new flows, most recent first,
     /// at most `SHARED_LAYERS`: flows of one mirror session share one.
     shared_layers: Vec<Arc<[Encap]>>,
@@ -72,12 +72,21 @@ struct DurationsUs {
     udp: i64,
     icmp: i64,
     other: i64,
+    /// The least of the idle timeouts above.
+    shortest: i64,
     duplicate_window: i64,
 }
 
 impl DurationsUs {
     fn new(cfg: &FlowConfig) -> Self {
         let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        let idle = [
+            cfg.tcp_timeout,
+            cfg.tcp_closed_timeout,
+            cfg.udp_timeout,
+            cfg.icmp_timeout,
+            cfg.other_timeout,
+        ];
         Self {
             tcp: us(cfg.tcp_timeout),
             tcp_closed: us(cfg.tcp_closed_timeout),
@@ -85,6 +94,7 @@ impl DurationsUs {
             udp: us(cfg.udp_timeout),
             icmp: us(cfg.icmp_timeout),
             other: us(cfg.other_timeout),
+            shortest: idle.into_iter().map(us).min().unwrap_or(0),
             duplicate_window: us(cfg.duplicate_window),
         }
     }
@@ -108,7 +118,7 @@ impl FlowTable {
             server_ports_udp: PortSet::new(&cfg.likely_server_ports_udp),
             us: DurationsUs::new(&cfg),
             app: AppShared::new(&pipeline.reassembly, &pipeline.dissect),
-            last_ctx: (Vec::new(), ContextIds::default()),
+            contexts: ContextCache::new(),
             shared_layers: Vec::new(),
             cfg,
         }
@@ -134,28 +144,29 @@ impl FlowTable {
         &self.hasher
     }
 
-    fn fingerprint(&self, p: &InnerPacket<'_>) -> u64 {
+    /// What identifies the packet among those of its 5-tuple: fingerprints
+    /// are only ever compared between packets of one unordered tuple, so
+    /// its direction (`from_lo`) stands for its two addresses. Fed to the
+    /// hasher as 128-bit words (one multiply each), not as a tuple of small
+    /// fields and a byte slice.
+    fn fingerprint(&self, p: &InnerPacket<'_>, from_lo: bool) -> u64 {
         let mut h = self.hasher.build_hasher();
-        (p.ip_id, p.ip_len, p.proto, p.src, p.dst).hash(&mut h);
-        let n = p.l4_bytes.len().min(FINGERPRINT_L4_BYTES);
-        h.write(&p.l4_bytes[..n]);
+        let l4 = &p.l4_bytes[..p.l4_bytes.len().min(FINGERPRINT_L4_BYTES)];
+        h.write_u128(
+            u128::from(p.ip_id) << 64
+                | u128::from(p.ip_len) << 32
+                | (l4.len() as u128) << 16
+                | u128::from(p.proto) << 8
+                | u128::from(from_lo),
+        );
+        let mut words = l4.chunks_exact(16);
+        for w in &mut words {
+            if let Ok(w) = <[u8; 16]>::try_from(w) {
+                h.write_u128(u128::from_le_bytes(w));
+            }
+        }
+        h.write(words.remainder());
         h.finish()
-    }
-
-    /// The identities of `ctx`, reusing the last ones when the layers are
-    /// the same.
-    fn identities(&mut self, ctx: &TunnelContext) -> ContextIds {
-        let layers = ctx.layers();
-        if layers.is_empty() {
-            return ContextIds::default();
-        }
-        if self.last_ctx.0.as_slice() != layers {
-            let ids = ctx.identities(&self.hasher);
-            self.last_ctx.0.clear();
-            self.last_ctx.0.extend_from_slice(layers);
-            self.last_ctx.1 = ids;
-        }
-        self.last_ctx.1
     }
 
     /// Accounts one packet at packet time `ts_us`. A flow that ends because
@@ -169,19 +180,15 @@ impl FlowTable {
         counters: &mut Counters,
     ) {
         let tuple = PacketTuple::of(p);
-        let ids = self.identities(ctx);
+        let ids = self.contexts.identities(ctx, &self.hasher);
         let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
         let key = FlowKey::new(domain, &tuple);
-        let fingerprint = if vantage != 0 { self.fingerprint(p) } else { 0 };
-        let window_us = self.us.duplicate_window;
-        let id = Identity {
-            key,
-            tuple,
-            novlan_domain,
-            fingerprint,
-            vantage,
-            ts_us,
+        let fingerprint = if vantage != 0 {
+            self.fingerprint(p, tuple.src == key.lo)
+        } else {
+            0
         };
+        let window_us = self.us.duplicate_window;
 
         let seg = match p.transport {
             Transport::Tcp {
@@ -226,6 +233,14 @@ impl FlowTable {
         let slot = match slot {
             Some(s) => s,
             None => {
+                let id = Identity {
+                    key,
+                    tuple,
+                    novlan_domain,
+                    fingerprint,
+                    vantage,
+                    ts_us,
+                };
                 let adopted = if domain != 0 {
                     self.adopt(&id, window_us, counters)
                 } else {
@@ -248,15 +263,19 @@ impl FlowTable {
             return;
         };
         if vantage != 0 {
-            if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
-                flow.duplicate_pkts += 1;
-                counters.duplicate_vantage_packets += 1;
+            // A flow seen from this vantage only (nearly every flow) lists
+            // it already and holds no copy to match.
+            if flow.vantages.as_slice() != [vantage] {
+                if flow.is_copy(fingerprint, vantage, ts_us, window_us) {
+                    flow.duplicate_pkts += 1;
+                    counters.duplicate_vantage_packets += 1;
+                    flow.add_vantage(vantage, counters);
+                    flow.last_us = flow.last_us.max(ts_us);
+                    return;
+                }
                 flow.add_vantage(vantage, counters);
-                flow.last_us = flow.last_us.max(ts_us);
-                return;
             }
             flow.remember(fingerprint, vantage, ts_us);
-            flow.add_vantage(vantage, counters);
         }
         let dir = if tuple.src == flow.orig {
             Direction::Originator
@@ -270,10 +289,16 @@ impl FlowTable {
         counters.truncated_bytes += u64::from(p.truncated_bytes);
         let mut moves_clock = true;
         let mut dir = dir;
-        match (p.transport, seg) {
-            (Transport::Tcp { flags, .. }, Some(seg)) => {
-                d.tcp_flags |= flags;
-                let tcp = flow.tcp.get_or_insert_with(TcpConnection::new);
+        match seg {
+            Some(seg) => {
+                d.tcp_flags |= seg.flags;
+                // Set at creation for every TCP flow; a match, not
+                // `get_or_insert_with`, keeps the default's construction
+                // out of the per-packet path.
+                let tcp = match &mut flow.tcp {
+                    Some(t) => t,
+                    None => flow.tcp.insert(TcpConnection::new()),
+                };
                 // Zeek stops moving a connection's last-seen time once both
                 // sides closed.
                 moves_clock = !tcp.both_closed();
@@ -286,12 +311,12 @@ impl FlowTable {
                     }
                 }
             }
-            (Transport::Udp { payload_len, .. }, _)
-            | (Transport::Icmp { payload_len, .. }, _)
-            | (Transport::Other { payload_len }, _)
-            | (Transport::Tcp { payload_len, .. }, None) => {
-                d.payload_bytes += u64::from(payload_len)
-            }
+            None => match p.transport {
+                Transport::Udp { payload_len, .. }
+                | Transport::Icmp { payload_len, .. }
+                | Transport::Other { payload_len }
+                | Transport::Tcp { payload_len, .. } => d.payload_bytes += u64::from(payload_len),
+            },
         }
         if moves_clock {
             flow.last_us = flow.last_us.max(ts_us);
@@ -371,14 +396,26 @@ impl FlowTable {
                 flow.app = AppSlot::Finished;
             }
         }
-        self.take_app_output(slot as usize, out, counters);
+        if self.app_output_pending() {
+            self.take_app_output(slot as usize, out, counters);
+        }
+    }
+
+    /// True when the application layer emitted or counted something (for
+    /// most packets it did not, and the call below is skipped).
+    #[inline]
+    fn app_output_pending(&self) -> bool {
+        !self.app.emitted.is_empty()
+            || !self.app.anomalies.is_empty()
+            || self.app.stats != Default::default()
     }
 
     /// Moves what the application layer emitted and counted into `out` and
     /// `counters`.
     fn take_app_output(&mut self, slot: usize, out: &mut Vec<Record>, counters: &mut Counters) {
-        let st = std::mem::take(&mut self.app.stats);
-        if st != Default::default() {
+        // Counted only now and then: look before moving them out.
+        if self.app.stats != Default::default() {
+            let st = std::mem::take(&mut self.app.stats);
             counters.tcp_out_of_order_segments += st.out_of_order_segments;
             counters.tcp_gap_bytes += st.gap_bytes;
             counters.anomalies[crate::metrics::Anomaly::TcpOverlapDiffering as usize] +=
@@ -547,10 +584,14 @@ impl FlowTable {
 
     /// True when `f` has ended by packet time `now_us`: idle past its
     /// timeout, or a TCP attempt unanswered past `tcp_attempt_timeout`.
+    /// Asked for every packet, so the cheap comparisons come first: most
+    /// packets arrive within the shortest timeout of their flow's last one.
+    #[inline]
     fn is_due(&self, f: &Flow, now_us: i64) -> bool {
-        now_us.saturating_sub(f.last_us) >= self.timeout_us(f)
-            || f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
-                && now_us.saturating_sub(f.first_us) >= self.us.tcp_attempt
+        let idle = now_us.saturating_sub(f.last_us);
+        (idle >= self.us.shortest && idle >= self.timeout_us(f))
+            || now_us.saturating_sub(f.first_us) >= self.us.tcp_attempt
+                && f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
     }
 
     fn timeout_us(&self, f: &Flow) -> i64 {

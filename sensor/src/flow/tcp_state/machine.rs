@@ -179,7 +179,9 @@ pub(super) fn fin_rst(me: &mut Endpoint, fin: bool, rst: bool) -> bool {
 }
 
 /// Zeek's `UpdateStateMachine` for a segment from `me`; returns (close
-/// reported, SYN/SYN-ACK reversal that flips roles).
+/// reported, SYN/SYN-ACK reversal that flips roles). Inlined into its one
+/// caller, which runs for every segment.
+#[inline]
 pub(super) fn update_state(
     me: &mut Endpoint,
     peer: &mut Endpoint,

@@ -314,8 +314,10 @@ impl TcpConnection {
     /// flipped once an ACK or data follows in either direction (stealth scans
     /// draw only RSTs or nothing).
     fn ack_after_lone_syn_ack(&self, seg: &TcpSegment) -> bool {
-        self.history() == "H"
-            && self.endpoints[self.orig].state == State::SynAckSent
+        // Asked for every segment: compare the letters as bytes (no UTF-8
+        // check of the history) and the cheap state first.
+        self.endpoints[self.orig].state == State::SynAckSent
+            && self.history.letters[..self.history.len] == *b"H"
             && self.endpoints[1 - self.orig].state == State::Inactive
             && seg.flags & (SYN | RST) == 0
             && (seg.flags & ACK != 0 || seg.payload_len > 0)
