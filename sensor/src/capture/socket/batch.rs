@@ -1,0 +1,246 @@
+//! Receive buffers for `recvmmsg`: the message headers, buffers and control
+//! space of one batch, allocated once with their pointers set once, and the
+//! per-datagram view read back from them (peer, local address, kernel time,
+//! real length, the socket's drop count, parsed from the control messages).
+
+use super::CONTROL_BYTES;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// One received datagram, borrowed from a [`RecvBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// The bytes that fit the buffer.
+    pub payload: &'a [u8],
+    /// The datagram's real length (above `payload.len()` when truncated).
+    pub len: usize,
+    /// The datagram did not fit the buffer (MSG_TRUNC).
+    pub truncated: bool,
+    /// Sender's address (the port is of no use to decapsulation). Both
+    /// addresses are canonical: an IPv4-mapped IPv6 address reads as IPv4.
+    pub peer_ip: Option<IpAddr>,
+    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
+    pub local_ip: Option<IpAddr>,
+    /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
+    pub ts_us: Option<i64>,
+    /// Datagrams the kernel dropped on this socket so far (SO_RXQ_OVFL,
+    /// cumulative; present once the first drop happened).
+    pub kernel_drops: Option<u32>,
+}
+
+/// Receive buffers, iovecs, headers, addresses and control storage for one
+/// `recvmmsg` call, allocated once.
+pub struct RecvBatch {
+    buffer_bytes: usize,
+    data: Vec<u8>,
+    iovecs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
+    // Read field by field from bytes (`read_control`), so it needs no
+    // alignment.
+    control: Vec<u8>,
+    pub(super) headers: Vec<libc::mmsghdr>,
+    pub(super) received: usize,
+}
+
+// SAFETY: the raw pointers inside the headers and iovecs only ever point
+// into the batch's own heap storage, which moves with it.
+unsafe impl Send for RecvBatch {}
+
+impl RecvBatch {
+    /// Storage for `datagrams` datagrams of at most `buffer_bytes` each.
+    pub fn new(datagrams: usize, buffer_bytes: usize) -> Self {
+        let datagrams = datagrams.max(1);
+        let buffer_bytes = buffer_bytes.max(1);
+        // SAFETY: these are plain C structs for which all-zero is a valid value.
+        let zero_iov: libc::iovec = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
+        let mut batch = Self {
+            buffer_bytes,
+            data: vec![0; datagrams * buffer_bytes],
+            iovecs: vec![zero_iov; datagrams],
+            names: vec![zero_name; datagrams],
+            control: vec![0; datagrams * CONTROL_BYTES],
+            headers: vec![zero_hdr; datagrams],
+            received: 0,
+        };
+        batch.point_headers();
+        batch
+    }
+
+    /// Datagrams per call.
+    pub fn capacity(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Points every header at its buffer, iovec, address and control
+    /// storage. Done once: the vectors are never resized, so their heap
+    /// storage stays where it is when the batch moves, and the kernel does
+    /// not write these pointers back.
+    fn point_headers(&mut self) {
+        let data = self.data.as_mut_ptr();
+        let control = self.control.as_mut_ptr();
+        for i in 0..self.headers.len() {
+            // SAFETY: `i * buffer_bytes` and `i * CONTROL_BYTES` stay inside the
+            // allocations sized for `headers.len()` entries in `new`.
+            let (buf, ctl) = unsafe {
+                (
+                    data.add(i * self.buffer_bytes),
+                    control.add(i * CONTROL_BYTES),
+                )
+            };
+            self.iovecs[i] = libc::iovec {
+                iov_base: buf.cast(),
+                iov_len: self.buffer_bytes,
+            };
+            let h = &mut self.headers[i].msg_hdr;
+            h.msg_name = (&raw mut self.names[i]).cast();
+            h.msg_iov = &raw mut self.iovecs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = ctl.cast();
+        }
+        self.prepare();
+    }
+
+    /// Restores the fields the kernel writes back (lengths and flags).
+    pub(super) fn prepare(&mut self) {
+        for m in &mut self.headers {
+            let h = &mut m.msg_hdr;
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_controllen = CONTROL_BYTES as _;
+            h.msg_flags = 0;
+            m.msg_len = 0;
+        }
+        self.received = 0;
+    }
+
+    /// Datagrams received by the last call.
+    pub fn len(&self) -> usize {
+        self.received
+    }
+
+    /// True when the last call received nothing.
+    pub fn is_empty(&self) -> bool {
+        self.received == 0
+    }
+
+    /// The `i`-th datagram of the last call.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        if i >= self.received {
+            return None;
+        }
+        let h = &self.headers[i];
+        let len = h.msg_len as usize;
+        let start = i * self.buffer_bytes;
+        let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
+        // size_t with glibc, socklen_t with other C libraries.
+        #[allow(clippy::unnecessary_cast)]
+        let control_len = (h.msg_hdr.msg_controllen as usize).min(CONTROL_BYTES);
+        let control = self
+            .control
+            .get(i * CONTROL_BYTES..i * CONTROL_BYTES + control_len)?;
+        let mut d = Datagram {
+            payload,
+            len,
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
+            peer_ip: sockaddr_ip(&self.names[i], h.msg_hdr.msg_namelen),
+            local_ip: None,
+            ts_us: None,
+            kernel_drops: None,
+        };
+        read_control(control, &mut d);
+        Some(d)
+    }
+}
+
+pub(super) fn sockaddr_ip(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+    let len = len as usize;
+    match i32::from(s.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
+            Some(canonical_v6(a.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
+}
+
+/// The address `Ipv6Addr::to_canonical` gives (IPv4 for `::ffff:a.b.c.d`),
+/// decided on the 128-bit value: the standard version's byte pattern makes
+/// the compiler carry the sixteen bytes one by one through the receive loop.
+pub(super) fn canonical_v6(octets: [u8; 16]) -> IpAddr {
+    let bits = u128::from_be_bytes(octets);
+    if bits >> 32 == 0xffff {
+        IpAddr::V4(Ipv4Addr::from_bits(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from_bits(bits))
+    }
+}
+
+/// Bytes of a `cmsghdr` (its length field, level and type) before the data,
+/// and the alignment of each message (CMSG_ALIGN: that of `size_t`).
+pub(super) const CMSG_ALIGN: usize = size_of::<usize>();
+pub(super) const CMSG_HEADER: usize = size_of::<libc::cmsghdr>().next_multiple_of(CMSG_ALIGN);
+
+/// Reads the control messages of one datagram (timestamp, drop counter,
+/// destination address) from the bytes the kernel wrote. Field by field from
+/// the byte layout of `cmsghdr` and its payloads, so no pointer casts and no
+/// alignment matter; a message that does not fit ends the walk.
+pub(super) fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
+    const LEVEL: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
+    const TYPE: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+    while let Some(h) = c.first_chunk::<CMSG_HEADER>() {
+        let len = usize::from_ne_bytes(field(h, 0));
+        let level = libc::c_int::from_ne_bytes(field(h, LEVEL));
+        let kind = libc::c_int::from_ne_bytes(field(h, TYPE));
+        // None too for a length below the header, which would never advance
+        // (CMSG_NXTHDR stops there as well).
+        let Some(data) = c.get(CMSG_HEADER..len) else {
+            break;
+        };
+        match (level, kind) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                if data.len() >= size_of::<libc::timespec>() =>
+            {
+                const NSEC: usize = std::mem::offset_of!(libc::timespec, tv_nsec);
+                let sec = libc::time_t::from_ne_bytes(field(data, 0));
+                let nsec = libc::c_long::from_ne_bytes(field(data, NSEC));
+                d.ts_us = Some(sec.saturating_mul(1_000_000).saturating_add(nsec / 1_000));
+            }
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= size_of::<u32>() => {
+                d.kernel_drops = Some(u32::from_ne_bytes(field(data, 0)));
+            }
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= size_of::<libc::in_pktinfo>() => {
+                const ADDR: usize = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
+                let a: [u8; 4] = field(data, ADDR);
+                d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(a)));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                if data.len() >= size_of::<libc::in6_pktinfo>() =>
+            {
+                const ADDR: usize = std::mem::offset_of!(libc::in6_pktinfo, ipi6_addr);
+                let a: [u8; 16] = field(data, ADDR);
+                d.local_ip = Some(canonical_v6(a));
+            }
+            _ => {}
+        }
+        c = c.get(len.next_multiple_of(CMSG_ALIGN)..).unwrap_or(&[]);
+    }
+}
+
+/// `N` bytes at `at` of a slice the caller has checked is long enough
+/// (zeros otherwise, never a panic).
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b.get(at..at + N)
+        .and_then(|f| f.try_into().ok())
+        .unwrap_or([0; N])
+}
