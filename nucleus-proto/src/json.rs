@@ -119,8 +119,10 @@ fn with_ip_text<R>(ip: &IpAddr, f: impl FnOnce(&str) -> R) -> R {
     result
 }
 
-/// Appends `a.b.c.d`, each octet in decimal without leading zeros.
-fn push_ipv4(text: &mut String, octets: [u8; 4]) {
+/// Appends `a.b.c.d`, each octet in decimal without leading zeros: the
+/// text of `Ipv4Addr`'s `Display`, without `core::fmt`. Also used by the
+/// sensor's DNS answers.
+pub fn push_ipv4(text: &mut String, octets: [u8; 4]) {
     for (i, octet) in octets.into_iter().enumerate() {
         if i > 0 {
             text.push('.');
@@ -138,8 +140,8 @@ fn push_ipv4(text: &mut String, octets: [u8; 4]) {
 /// Appends an IPv6 address as `Ipv6Addr`'s `Display` writes it (RFC 5952):
 /// IPv4-mapped as `::ffff:a.b.c.d`; else lowercase hex groups without
 /// leading zeros, the first of the longest runs of two or more zero groups
-/// written `::`.
-fn push_ipv6(text: &mut String, ip: &Ipv6Addr) {
+/// written `::`. Also used by the sensor's DNS answers.
+pub fn push_ipv6(text: &mut String, ip: &Ipv6Addr) {
     if let Some(v4) = ip.to_ipv4_mapped() {
         text.push_str("::ffff:");
         push_ipv4(text, v4.octets());

@@ -30,6 +30,7 @@ pub use dns_names::Mnemonic;
 pub const SCHEMA_VERSION: u32 = 1;
 
 mod json;
+pub use json::{push_ipv4, push_ipv6};
 
 /// Every record the sensor emits. Each variant is boxed: records are
 /// hundreds of bytes, and the pipeline moves and sorts them by the

@@ -45,87 +45,12 @@
 //! - Everything else (NULL, OPT, TSIG, TKEY, unknown types): `\# <len>
 //!   <hex>`, `\# 0` when empty.
 
+use nucleus_proto::{push_ipv4, push_ipv6};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::message::{Malformed, push_decimal3, read_name};
 use super::names;
-
-/// Appends `b` as a dotted-quad IPv4 address, as `Ipv4Addr`'s `Display`
-/// writes it (digits pushed directly: no formatter machinery on the hot
-/// A-record path).
-pub(super) fn push_ipv4(out: &mut String, b: [u8; 4]) {
-    for (i, byte) in b.into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if byte >= 100 {
-            out.push(char::from(b'0' + byte / 100));
-        }
-        if byte >= 10 {
-            out.push(char::from(b'0' + (byte / 10) % 10));
-        }
-        out.push(char::from(b'0' + byte % 10));
-    }
-}
-
-/// Appends `b` as an IPv6 address exactly as `Ipv6Addr`'s `Display` writes
-/// it: IPv4-mapped addresses as `::ffff:a.b.c.d`, otherwise lower-case hex
-/// groups without leading zeros, the first longest run of two or more zero
-/// groups written `::`.
-pub(super) fn push_ipv6(out: &mut String, b: [u8; 16]) {
-    let addr = Ipv6Addr::from(b);
-    if let Some(v4) = addr.to_ipv4_mapped() {
-        out.push_str("::ffff:");
-        push_ipv4(out, v4.octets());
-        return;
-    }
-    let groups = addr.segments();
-    // The first longest run of zero groups.
-    let (mut best_start, mut best_len, mut cur_start, mut cur_len) = (0, 0, 0, 0);
-    for (i, &g) in groups.iter().enumerate() {
-        if g == 0 {
-            if cur_len == 0 {
-                cur_start = i;
-            }
-            cur_len += 1;
-            if cur_len > best_len {
-                best_start = cur_start;
-                best_len = cur_len;
-            }
-        } else {
-            cur_len = 0;
-        }
-    }
-    let push_groups = |out: &mut String, gs: &[u16]| {
-        for (i, &g) in gs.iter().enumerate() {
-            if i > 0 {
-                out.push(':');
-            }
-            push_hex16(out, g);
-        }
-    };
-    if best_len > 1 {
-        push_groups(out, groups.get(..best_start).unwrap_or_default());
-        out.push_str("::");
-        push_groups(out, groups.get(best_start + best_len..).unwrap_or_default());
-    } else {
-        push_groups(out, &groups);
-    }
-}
-
-/// Appends `g` in lower-case hex without leading zeros (`{:x}`).
-fn push_hex16(out: &mut String, g: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12u16, 8, 4, 0] {
-        let nibble = usize::from((g >> shift) & 0xf);
-        if nibble != 0 || started || shift == 0 {
-            started = true;
-            out.push(char::from(HEX.get(nibble).copied().unwrap_or(b'0')));
-        }
-    }
-}
 
 /// The RDATA of one record of type `rtype`, at `start..start + len` of
 /// `msg`, in presentation format.
@@ -148,7 +73,7 @@ pub fn present(msg: &[u8], rtype: u16, start: usize, len: usize) -> Result<Strin
         28 => {
             let b: [u8; 16] = rd.try_into().map_err(|_| Malformed("rdata_bad_length"))?;
             out.reserve(39);
-            push_ipv6(&mut out, b);
+            push_ipv6(&mut out, &Ipv6Addr::from(b));
             return Ok(out);
         }
         2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => {

@@ -729,7 +729,7 @@ fn arbitrary_bytes_never_panic() {
 /// `Display` byte for byte (records must not change).
 #[test]
 fn address_presentation_matches_std_display() {
-    use super::rdata::{push_ipv4, push_ipv6};
+    use nucleus_proto::{push_ipv4, push_ipv6};
     use std::net::{Ipv4Addr, Ipv6Addr};
     let mut v4s: Vec<[u8; 4]> = vec![[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 9, 100]];
     let mut v6s: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
@@ -770,7 +770,7 @@ fn address_presentation_matches_std_display() {
     }
     for b in v6s {
         let mut s = String::new();
-        push_ipv6(&mut s, b);
+        push_ipv6(&mut s, &Ipv6Addr::from(b));
         assert_eq!(s, Ipv6Addr::from(b).to_string(), "{b:?}");
     }
 }
