@@ -36,6 +36,18 @@ struct Args {
     /// Requested SO_RCVBUF (the sensor's default).
     #[arg(long, default_value_t = 32 << 20)]
     rcvbuf_bytes: usize,
+    /// Unmeasured backlogs each receiver empties before the measured one
+    /// (0: measure a freshly started receiver).
+    #[arg(long, default_value_t = 1)]
+    warmup_backlogs: usize,
+    /// Print each backlog's CPU time by thread (user and system, from the
+    /// clock tick) and its minor page faults.
+    #[arg(long)]
+    threads: bool,
+    /// Instead of the benchmark: compare this sensor binary (the baseline)
+    /// with the one under test by the backlog measure alone.
+    #[arg(long)]
+    compare_sensor: Option<PathBuf>,
     /// Seconds per step (at most about 5).
     #[arg(long, default_value_t = 3.0)]
     step_seconds: f64,
@@ -92,7 +104,19 @@ fn run_bench(args: Args) -> Result<bool> {
         step: Duration::from_secs_f64(args.step_seconds.clamp(0.5, 10.0)),
         iterations: args.iterations,
         max_loss: 0.001,
+        warmup_backlogs: args.warmup_backlogs,
+        show_threads: args.threads,
     };
+    if let Some(baseline) = &args.compare_sensor {
+        println!(
+            "comparing {} (candidate) with {} (baseline): backlog of {} passes, alternating",
+            options.sensor.display(),
+            baseline.display(),
+            benches::live::backlog::BACKLOG_LOOPS
+        );
+        benches::live::backlog::compare(&options, baseline)?;
+        return Ok(true);
+    }
     let summary = run(&options)?;
     Ok(summary.meets_target || !args.require_target)
 }

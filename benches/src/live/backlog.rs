@@ -7,8 +7,19 @@
 //! receiver, which a 2-CPU machine does not have: on loopback the sender's
 //! CPU also runs the kernel's delivery into the receiving socket, so the
 //! replay saturates before either receiver loses anything.
+//!
+//! Each receiver first empties `--warmup-backlogs` unmeasured backlogs (one
+//! by default), so the measured one finds it in its steady state: a freshly
+//! started sensor spends its first backlog growing its heap and flow table,
+//! and on this VM every fresh page is expensive (a page fault that zeroes
+//! it, often a fault in the hypervisor too). The drain gets the same rounds.
+//! Completion is watched from outside the receiver: the drain's counter, and
+//! for the sensor the socket's queue in /proc/net/udp (a /metrics scrape
+//! would run on the sensor's CPU while it is being timed), with one scrape
+//! at the end for the count.
 
 use super::drain::Drain;
+use super::procfs::{Usage, udp_rx_queue};
 use super::target::{SensorProcess, Target, replay};
 use super::{LiveBenchOptions, parse_cpu_list};
 use anyhow::{Result, bail};
@@ -24,19 +35,6 @@ pub const BACKLOG_LOOPS: u64 = 24;
 /// Longest wait for a backlog to be received.
 const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-fn process_cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces): state is 3rd,
-    // utime the 14th and stime the 15th field of the line.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11) + ticks(12)) / hz.max(1.0))
-}
-
 /// One backlog measure.
 #[derive(Debug, Clone, Copy)]
 pub struct BacklogRate {
@@ -45,10 +43,12 @@ pub struct BacklogRate {
     /// Datagrams received.
     pub received: u64,
     /// CPU seconds the receiver's process spent from its release until
-    /// every datagram was received (user and system time of every thread).
+    /// every datagram was received (run time of every thread, as the
+    /// scheduler counts it in /proc/PID/task/*/schedstat).
     pub seconds: f64,
-    /// Wall-clock seconds from the release until a poll (every 100 ms) saw
-    /// every datagram received: an upper bound, shown beside the CPU time.
+    /// Wall-clock seconds from the release until a poll (every 10 ms, and
+    /// for the sensor a 20 ms settle) saw every datagram received: an upper
+    /// bound, shown beside the CPU time.
     pub wall_seconds: f64,
 }
 
@@ -56,6 +56,26 @@ impl BacklogRate {
     /// Datagrams per second.
     pub fn pps(&self) -> f64 {
         self.received as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Waits until the sensor's socket backlog on `port` is empty, polling the
+/// kernel's socket table (not the sensor: a /metrics scrape would run on the
+/// sensor's CPU while it is being timed), then reads the sensor's count.
+fn wait_for_sensor(target: &Target, port: u16, before: u64, want: u64) -> Result<(u64, Instant)> {
+    let deadline = Instant::now() + BACKLOG_TIMEOUT;
+    loop {
+        let queued = udp_rx_queue(port).unwrap_or(0);
+        if queued == 0 || Instant::now() > deadline {
+            // The last batch taken from the socket is still being handled;
+            // let it finish before counting.
+            std::thread::sleep(Duration::from_millis(20));
+            let got = target.received()?.saturating_sub(before);
+            if got >= want || Instant::now() > deadline {
+                return Ok((got, Instant::now()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -90,7 +110,7 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
     let mut sensors = Vec::new();
     for i in 0..BACKLOG_REPETITIONS {
         let d = drain_once(o)?;
-        let s = sensor_once(o)?;
+        let s = sensor_once(o, &o.sensor)?;
         println!(
             "  #{}: drain {:>9.0} pps ({} in {:.3} CPU s, {:.2} s wall), sensor {:>9.0} pps \
              ({} in {:.3} CPU s, {:.2} s wall): {:.1} %",
@@ -127,6 +147,44 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
     Ok((drain, sensor))
 }
 
+/// Compares two sensor builds by the same measure: `baseline` and then
+/// `o.sensor`, alternating, [`BACKLOG_REPETITIONS`] times; prints every
+/// pair and returns each build's pooled rate (baseline first). Both are
+/// timed alike, so their ratio shows what a change to the per-packet path
+/// is worth in CPU time, which instruction counts alone do not (cache
+/// misses, page faults, system calls).
+pub fn compare(
+    o: &LiveBenchOptions,
+    baseline: &std::path::Path,
+) -> Result<(BacklogRate, BacklogRate)> {
+    super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
+    let mut bases = Vec::new();
+    let mut candidates = Vec::new();
+    for i in 0..BACKLOG_REPETITIONS {
+        let b = sensor_once(o, baseline)?;
+        let c = sensor_once(o, &o.sensor)?;
+        println!(
+            "  #{}: baseline {:>9.0} pps ({:.3} CPU s), candidate {:>9.0} pps ({:.3} CPU s): {:.1} %",
+            i + 1,
+            b.pps(),
+            b.seconds,
+            c.pps(),
+            c.seconds,
+            c.pps() / b.pps().max(1e-9) * 100.0
+        );
+        bases.push(b);
+        candidates.push(c);
+    }
+    let (b, c) = (pooled(&bases), pooled(&candidates));
+    println!(
+        "  pooled: baseline {:.0} pps, candidate {:.0} pps: candidate/baseline {:.1} %",
+        b.pps(),
+        c.pps(),
+        c.pps() / b.pps().max(1e-9) * 100.0
+    );
+    Ok((b, c))
+}
+
 /// The sum of several measures: every datagram over every second.
 fn pooled(v: &[BacklogRate]) -> BacklogRate {
     v.iter().fold(
@@ -150,80 +208,109 @@ fn drain_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
     let drain = Drain::start_paused(std::net::Ipv4Addr::LOCALHOST.into(), &setup)?;
     let addr = drain.addr;
     let drain = Target::Drain(drain);
+    let Target::Drain(d) = &drain else {
+        bail!("not a drain");
+    };
+    let pid = std::process::id();
+    let mut measured = None;
+    for round in 0..=o.warmup_backlogs {
+        let before = drain.received()?;
+        d.pause();
+        // The threads see the pause before their next receive call.
+        std::thread::sleep(Duration::from_millis(20));
+        let sent = queue_backlog(o, addr)?;
+        let usage = Usage::of(pid)?;
+        let start = Instant::now();
+        d.release();
+        let (got, end) = wait_for(&drain, before, sent, Duration::from_millis(10))?;
+        let rate = finish_round(o, "drain", round, pid, &usage, sent, got, start, end)?;
+        measured = Some(rate);
+    }
+    drain.stop()?;
+    measured.ok_or_else(|| anyhow::anyhow!("no backlog measured"))
+}
+
+fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<BacklogRate> {
+    let sensor = SensorProcess::start(
+        &o.taskset,
+        &o.receiver_cpus,
+        binary,
+        o.rx_threads,
+        o.workers,
+        BACKLOG_RCVBUF_BYTES,
+    )?;
+    let target = Target::Sensor(sensor);
+    let result = (|| {
+        let Target::Sensor(s) = &target else {
+            bail!("not a sensor");
+        };
+        let mut measured = None;
+        for round in 0..=o.warmup_backlogs {
+            let before = target.received()?;
+            s.signal("STOP")?;
+            let sent = queue_backlog(o, s.vxlan);
+            let usage = Usage::of(s.pid())?;
+            let start = Instant::now();
+            s.signal("CONT")?;
+            let sent = sent?;
+            let (got, end) = wait_for_sensor(&target, s.vxlan.port(), before, sent)?;
+            let rate = finish_round(o, "sensor", round, s.pid(), &usage, sent, got, start, end)?;
+            measured = Some(rate);
+        }
+        measured.ok_or_else(|| anyhow::anyhow!("no backlog measured"))
+    })();
+    target.stop()?;
+    result
+}
+
+/// Queues [`BACKLOG_LOOPS`] passes of the capture at `to` at the sender's
+/// full speed; returns the datagrams sent.
+fn queue_backlog(o: &LiveBenchOptions, to: std::net::SocketAddr) -> Result<u64> {
     let rate = ["--max".to_owned()];
     let sent = replay(
         &o.taskset,
         &o.sender_cpus,
         &o.sensor,
         &o.capture,
-        addr,
+        to,
         &rate,
         BACKLOG_LOOPS,
     )?;
-    // Both receivers are timed the same way: the CPU their process used
-    // (each is alone on its CPU, saturated until the backlog is gone, then
-    // idle), read before the release and once a poll every 100 ms saw every
-    // datagram received.
-    let cpu_before = process_cpu_seconds(std::process::id())?;
-    let start = Instant::now();
-    if let Target::Drain(d) = &drain {
-        d.release();
-    }
-    let (got, end) = wait_for(&drain, 0, sent.sent, Duration::from_millis(100))?;
-    let cpu = process_cpu_seconds(std::process::id())? - cpu_before;
-    drain.stop()?;
-    Ok(BacklogRate {
-        queued: sent.sent,
-        received: got,
-        seconds: cpu,
-        wall_seconds: end.duration_since(start).as_secs_f64(),
-    })
+    Ok(sent.sent)
 }
 
-fn sensor_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
-    let rate = ["--max".to_owned()];
-    let sensor = SensorProcess::start(
-        &o.taskset,
-        &o.receiver_cpus,
-        &o.sensor,
-        o.rx_threads,
-        o.workers,
-        BACKLOG_RCVBUF_BYTES,
-    )?;
-    let result = (|| {
-        let target = Target::Sensor(sensor);
-        let before = target.received()?;
-        let Target::Sensor(s) = &target else {
-            bail!("not a sensor");
+/// The measure of one round: the CPU the receiver's process used since
+/// `before` (it is alone on its CPU, saturated until the backlog is gone,
+/// then idle, so a late look adds almost nothing), printed by thread with
+/// `--threads`.
+#[allow(clippy::too_many_arguments)]
+fn finish_round(
+    o: &LiveBenchOptions,
+    who: &str,
+    round: usize,
+    pid: u32,
+    before: &Usage,
+    sent: u64,
+    got: u64,
+    start: Instant,
+    end: Instant,
+) -> Result<BacklogRate> {
+    let after = Usage::of(pid)?;
+    if o.show_threads {
+        let kind = if round < o.warmup_backlogs {
+            "warm-up"
+        } else {
+            "measured"
         };
-        s.signal("STOP")?;
-        let sent = replay(
-            &o.taskset,
-            &o.sender_cpus,
-            &o.sensor,
-            &o.capture,
-            s.vxlan,
-            &rate,
-            BACKLOG_LOOPS,
+        println!(
+            "     {who} {kind} backlog, CPU s by thread: {}",
+            after.report_since(before)
         );
-        let cpu_before = process_cpu_seconds(s.pid())?;
-        let start = Instant::now();
-        s.signal("CONT")?;
-        let sent = sent?;
-        // Each poll is a /metrics scrape served by the sensor's own health
-        // thread on the sensor's CPU, so poll rarely, and time the work by
-        // the CPU the sensor used (it is alone on its CPU and idles once
-        // done), not by when a poll noticed the end.
-        let (got, end) = wait_for(&target, before, sent.sent, Duration::from_millis(100))?;
-        let cpu = process_cpu_seconds(s.pid())? - cpu_before;
-        let rate = BacklogRate {
-            queued: sent.sent,
-            received: got,
-            seconds: cpu,
-            wall_seconds: end.duration_since(start).as_secs_f64(),
-        };
-        target.stop()?;
-        Ok(rate)
-    })()?;
-    Ok(result)
+    }
+    Ok(BacklogRate {
+        queued: sent,
+        received: got,
+        seconds: after.cpu_since(before),
+        wall_seconds: end.duration_since(start).as_secs_f64(),
+    })
 }

@@ -91,10 +91,7 @@ impl Drain {
                     .name(format!("drain-{i}"))
                     .spawn(move || {
                         pin_to(&setup.cpus);
-                        while paused.load(Ordering::Acquire) && !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_micros(200));
-                        }
-                        receive_loop(&socket, &setup, &received, &stop);
+                        receive_loop(&socket, &setup, &received, &stop, &paused);
                     })
                     .context("spawn a drain thread")
             })
@@ -107,6 +104,12 @@ impl Drain {
             paused,
             threads,
         })
+    }
+
+    /// Makes the threads stop reading before their next receive call (at
+    /// most one batch later), until [`Drain::release`].
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
     }
 
     /// Datagrams received so far.
@@ -152,9 +155,14 @@ fn receive_loop(
     setup: &DrainSetup,
     received: &AtomicU64,
     stop: &AtomicBool,
+    paused: &AtomicBool,
 ) {
     let mut batch = RecvBatch::new(setup.batch.max(1), setup.buffer_bytes);
     while !stop.load(Ordering::Relaxed) {
+        if paused.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
         // Errors other than the timeout are not expected on loopback; the
         // loop goes on until told to stop, as the sensor's receivers do.
         if let Ok(n) = socket.recv_batch(&mut batch) {

@@ -20,6 +20,7 @@
 
 pub mod backlog;
 pub mod drain;
+pub mod procfs;
 pub mod target;
 
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub struct LiveBenchOptions {
     pub iterations: usize,
     /// Loss allowed for a pass (0.001 = 0.1 %).
     pub max_loss: f64,
+    /// Unmeasured backlogs before each measured one (see `backlog`).
+    pub warmup_backlogs: usize,
+    /// Print every backlog's CPU time by thread and its page faults.
+    pub show_threads: bool,
 }
 
 /// One measured step.
