@@ -15,8 +15,8 @@
 //! it, often a fault in the hypervisor too). The drain gets the same rounds.
 //! Completion is watched from outside the receiver: the drain's counter, and
 //! for the sensor the socket's queue in /proc/net/udp (a /metrics scrape
-//! would run on the sensor's CPU while it is being timed), with one scrape
-//! at the end for the count.
+//! would run on the sensor's CPU while it is being timed); the CPU time is
+//! read then, and only afterwards one scrape asks the sensor for its count.
 
 use super::drain::Drain;
 use super::procfs::{Usage, udp_rx_queue};
@@ -46,9 +46,9 @@ pub struct BacklogRate {
     /// every datagram was received (run time of every thread, as the
     /// scheduler counts it in /proc/PID/task/*/schedstat).
     pub seconds: f64,
-    /// Wall-clock seconds from the release until a poll (every 10 ms, and
-    /// for the sensor a 20 ms settle) saw every datagram received: an upper
-    /// bound, shown beside the CPU time.
+    /// Wall-clock seconds from the release until a poll (the drain's counter
+    /// every 10 ms, the sensor's socket queue every 5 ms) saw the end: an
+    /// upper bound, shown beside the CPU time.
     pub wall_seconds: f64,
 }
 
@@ -59,24 +59,19 @@ impl BacklogRate {
     }
 }
 
-/// Waits until the sensor's socket backlog on `port` is empty, polling the
-/// kernel's socket table (not the sensor: a /metrics scrape would run on the
-/// sensor's CPU while it is being timed), then reads the sensor's count.
-fn wait_for_sensor(target: &Target, port: u16, before: u64, want: u64) -> Result<(u64, Instant)> {
+/// Waits until the sensor's socket backlog on `port` is empty, watching
+/// the kernel's socket table (a /metrics scrape would run on the sensor's
+/// CPU while it is being timed); returns then, with the sensor's usage read
+/// at that moment (after 2 ms for the last batch taken from the socket to
+/// be handled), before anything else asks the sensor for its count.
+fn wait_for_sensor(port: u16, pid: u32) -> Result<(Instant, Usage)> {
     let deadline = Instant::now() + BACKLOG_TIMEOUT;
-    loop {
-        let queued = udp_rx_queue(port).unwrap_or(0);
-        if queued == 0 || Instant::now() > deadline {
-            // The last batch taken from the socket is still being handled;
-            // let it finish before counting.
-            std::thread::sleep(Duration::from_millis(20));
-            let got = target.received()?.saturating_sub(before);
-            if got >= want || Instant::now() > deadline {
-                return Ok((got, Instant::now()));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    while udp_rx_queue(port).unwrap_or(0) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let end = Instant::now();
+    std::thread::sleep(Duration::from_millis(2));
+    Ok((end, Usage::of(pid)?))
 }
 
 fn wait_for(target: &Target, before: u64, want: u64, poll: Duration) -> Result<(u64, Instant)> {
@@ -223,7 +218,8 @@ fn drain_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
         let start = Instant::now();
         d.release();
         let (got, end) = wait_for(&drain, before, sent, Duration::from_millis(10))?;
-        let rate = finish_round(o, "drain", round, pid, &usage, sent, got, start, end)?;
+        let after = Usage::of(pid)?;
+        let rate = finish_round(o, "drain", round, (&usage, &after), sent, got, (start, end));
         measured = Some(rate);
     }
     drain.stop()?;
@@ -253,8 +249,27 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
             let start = Instant::now();
             s.signal("CONT")?;
             let sent = sent?;
-            let (got, end) = wait_for_sensor(&target, s.vxlan.port(), before, sent)?;
-            let rate = finish_round(o, "sensor", round, s.pid(), &usage, sent, got, start, end)?;
+            let (end, after) = wait_for_sensor(s.vxlan.port(), s.pid())?;
+            // The sensor publishes its counters about every 100 ms: give the
+            // count time to catch up (after the CPU time was read; a count
+            // still short after that is loss).
+            let mut got = 0;
+            for _ in 0..40 {
+                got = target.received()?.saturating_sub(before);
+                if got >= sent {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let rate = finish_round(
+                o,
+                "sensor",
+                round,
+                (&usage, &after),
+                sent,
+                got,
+                (start, end),
+            );
             measured = Some(rate);
         }
         measured.ok_or_else(|| anyhow::anyhow!("no backlog measured"))
@@ -279,23 +294,18 @@ fn queue_backlog(o: &LiveBenchOptions, to: std::net::SocketAddr) -> Result<u64> 
     Ok(sent.sent)
 }
 
-/// The measure of one round: the CPU the receiver's process used since
-/// `before` (it is alone on its CPU, saturated until the backlog is gone,
-/// then idle, so a late look adds almost nothing), printed by thread with
-/// `--threads`.
-#[allow(clippy::too_many_arguments)]
+/// The measure of one round: the CPU the receiver's process used between
+/// two readings (it is alone on its CPU, saturated until the backlog is
+/// gone), printed by thread with `--threads`.
 fn finish_round(
     o: &LiveBenchOptions,
     who: &str,
     round: usize,
-    pid: u32,
-    before: &Usage,
+    (before, after): (&Usage, &Usage),
     sent: u64,
     got: u64,
-    start: Instant,
-    end: Instant,
-) -> Result<BacklogRate> {
-    let after = Usage::of(pid)?;
+    (start, end): (Instant, Instant),
+) -> BacklogRate {
     if o.show_threads {
         let kind = if round < o.warmup_backlogs {
             "warm-up"
@@ -307,10 +317,10 @@ fn finish_round(
             after.report_since(before)
         );
     }
-    Ok(BacklogRate {
+    BacklogRate {
         queued: sent,
         received: got,
         seconds: after.cpu_since(before),
         wall_seconds: end.duration_since(start).as_secs_f64(),
-    })
+    }
 }
