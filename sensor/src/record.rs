@@ -85,9 +85,57 @@ impl RecordSink for TeeSink {
     }
 }
 
-/// Sorts one sweep's records into output order: start time, then uid.
+/// Sorts one sweep's records into output order: start time, then uid (then
+/// kind and position in the flow, see [`Record::sort_key`]); equal keys keep
+/// their input order.
+///
+/// The start times and uid heads are read once into a compact vector that
+/// is sorted instead of the records: comparing records directly follows two
+/// boxes and rebuilds two keys per comparison. Only records equal in both
+/// (mostly a flow and its own transactions) are compared whole. The stable
+/// sort keeps ties in input order; the records are then moved into the
+/// sorted order.
 pub fn sort_records(records: &mut [Record]) {
-    records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    /// The uid's first 8 bytes (zero-padded), read big-endian: when two
+    /// heads differ, they order as their strings do (the strings first
+    /// differ there, or the shorter is a prefix of the longer); equal heads
+    /// leave the order to the whole keys.
+    fn uid_head(uid: &str) -> u64 {
+        let mut head = [0u8; 8];
+        let n = uid.len().min(8);
+        head[..n].copy_from_slice(&uid.as_bytes()[..n]);
+        u64::from_be_bytes(head)
+    }
+
+    let mut keys: Vec<(i64, u64, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(at, r)| {
+            let (ts, uid, _, _) = r.sort_key();
+            (ts, uid_head(uid), at)
+        })
+        .collect();
+    keys.sort_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| records[a.2].sort_key().cmp(&records[b.2].sort_key()))
+    });
+    // Position i takes the record at order[i]: each cycle of the
+    // permutation is followed once, marking a position done by pointing it
+    // at itself.
+    let mut order: Vec<usize> = keys.into_iter().map(|k| k.2).collect();
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at] != at {
+            let from = order[at];
+            order[at] = at;
+            if from == start {
+                break;
+            }
+            records.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// One JSON object per line.

@@ -21,6 +21,7 @@ mod view;
 pub use view::{Decoded, Fragment, InnerPacket, Transport, UdpTunnel, tcp_flags};
 
 use crate::config::DecapConfig;
+use crate::flow::PortSet;
 use crate::metrics::{Anomaly, Counters};
 use headers::MplsPayload;
 use tunnel::{Encap, OuterAddrs, TunnelContext};
@@ -88,12 +89,30 @@ pub(super) enum Step<'a> {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     cfg: DecapConfig,
+    /// Every port of every UDP tunnel in `cfg`: most UDP packets use none,
+    /// and one look-up here spares them the search of each tunnel's list.
+    tunnel_ports: PortSet,
 }
 
 impl Decoder {
     /// A decoder for the given configuration.
     pub fn new(cfg: DecapConfig) -> Self {
-        Self { cfg }
+        let ports: Vec<u16> = [
+            &cfg.vxlan_ports,
+            &cfg.geneve_ports,
+            &cfg.gre_udp_ports,
+            &cfg.teredo_ports,
+            &cfg.ayiya_ports,
+            &cfg.gtp_u_ports,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+        Self {
+            tunnel_ports: PortSet::new(&ports),
+            cfg,
+        }
     }
 
     /// Decodes one frame of the given link type. `ctx` is cleared first and

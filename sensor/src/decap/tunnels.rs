@@ -23,8 +23,10 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Option<Step<'a>> {
         let c = &self.cfg;
-        let by_dst = |ports: &[u16]| ports.contains(&dst_port);
-        let by_src = |ports: &[u16]| ports.contains(&src_port);
+        let tunnel_port =
+            self.tunnel_ports.contains(dst_port) || self.tunnel_ports.contains(src_port);
+        let by_dst = |ports: &[u16]| tunnel_port && ports.contains(&dst_port);
+        let by_src = |ports: &[u16]| tunnel_port && ports.contains(&src_port);
         if by_dst(&c.vxlan_ports) || by_src(&c.vxlan_ports) {
             match headers::parse_vxlan(body) {
                 Ok((v, rest)) => return self.peel_vxlan(v, rest, outer, ctx, counters),

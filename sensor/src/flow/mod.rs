@@ -20,4 +20,5 @@ pub mod table;
 pub mod tcp_state;
 mod to_record;
 
+pub(crate) use state::PortSet;
 pub use table::FlowTable;

@@ -141,12 +141,12 @@ impl Flow {
     }
 }
 
-/// A set of ports as a bitmap: one lookup per new flow, no hashing.
+/// A set of ports as a bitmap: one lookup, no hashing or list search.
 #[derive(Debug, Clone)]
-pub(super) struct PortSet(Box<[u64; 1024]>);
+pub(crate) struct PortSet(Box<[u64; 1024]>);
 
 impl PortSet {
-    pub(super) fn new(ports: &[u16]) -> Self {
+    pub(crate) fn new(ports: &[u16]) -> Self {
         let mut bits = Box::new([0u64; 1024]);
         for &p in ports {
             bits[usize::from(p >> 6)] |= 1 << (p & 63);
@@ -154,7 +154,7 @@ impl PortSet {
         Self(bits)
     }
 
-    pub(super) fn contains(&self, p: u16) -> bool {
+    pub(crate) fn contains(&self, p: u16) -> bool {
         self.0[usize::from(p >> 6)] & (1 << (p & 63)) != 0
     }
 }

@@ -262,7 +262,74 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nucleus_proto::{AppRecord, FlowRef, HttpRecord, Proto, TimestampMicros, TlsRecord};
+    use proptest::prelude::*;
     use std::time::Duration;
+
+    /// Uids that tie on the first 8 bytes, are prefixes of one another, or
+    /// end in a zero byte: the cases where the sort's uid head alone cannot
+    /// decide.
+    const UIDS: [&str; 7] = [
+        "C",
+        "C\0",
+        "C0",
+        "CAAAAAAAAAAAAAAAAAA",
+        "CAAAAAAAAAAAAAAAAAB",
+        "CAAAAAAA",
+        "CAAAAAAAB",
+    ];
+
+    /// A record of `kind` (0 flow, 1 HTTP, 2 TLS); `tag` (the source port)
+    /// tells equal keys apart, so the result shows whether ties kept their
+    /// input order.
+    fn record(kind: u8, ts: i64, uid: &str, seq: u64, tag: u16) -> Record {
+        let mut flow = crate::record::flow_record(tag);
+        flow.ts = TimestampMicros(ts);
+        flow.uid = uid.into();
+        let flow_ref = FlowRef {
+            uid: uid.into(),
+            community_id: String::new(),
+            proto: Proto(6),
+            src_ip: flow.src_ip,
+            src_port: tag,
+            dst_ip: flow.dst_ip,
+            dst_port: 80,
+        };
+        let ts = TimestampMicros(ts);
+        match kind {
+            0 => Record::Flow(Box::new(flow)),
+            1 => Record::Http(Box::new(AppRecord {
+                ts,
+                flow: flow_ref,
+                seq,
+                body: HttpRecord::default(),
+            })),
+            _ => Record::Tls(Box::new(AppRecord {
+                ts,
+                flow: flow_ref,
+                seq,
+                body: TlsRecord::default(),
+            })),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sorted_records_are_in_the_stable_order_of_their_keys(
+            specs in proptest::collection::vec((0u8..3, 0i64..4, 0usize..UIDS.len(), 0u64..3), 0..60)
+        ) {
+            let records: Vec<Record> = specs
+                .iter()
+                .enumerate()
+                .map(|(tag, &(kind, ts, uid, seq))| record(kind, ts, UIDS[uid], seq, tag as u16))
+                .collect();
+            let mut expected = records.clone();
+            expected.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            let mut sorted = records;
+            crate::record::sort_records(&mut sorted);
+            prop_assert_eq!(sorted, expected);
+        }
+    }
 
     #[test]
     fn clock_ticks_once_per_crossed_boundary() {
