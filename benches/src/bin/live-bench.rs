@@ -36,6 +36,10 @@ struct Args {
     /// Requested SO_RCVBUF (the sensor's default).
     #[arg(long, default_value_t = 32 << 20)]
     rcvbuf_bytes: usize,
+    /// Pairs of backlog measures, alternating (more pairs: a steadier
+    /// pooled figure on a noisy machine).
+    #[arg(long, default_value_t = benches::live::backlog::BACKLOG_REPETITIONS)]
+    backlog_pairs: usize,
     /// Unmeasured backlogs each receiver empties before the measured one
     /// (0: measure a freshly started receiver).
     #[arg(long, default_value_t = 1)]
@@ -104,6 +108,7 @@ fn run_bench(args: Args) -> Result<bool> {
         step: Duration::from_secs_f64(args.step_seconds.clamp(0.5, 10.0)),
         iterations: args.iterations,
         max_loss: 0.001,
+        backlog_pairs: args.backlog_pairs,
         warmup_backlogs: args.warmup_backlogs,
         show_threads: args.threads,
     };

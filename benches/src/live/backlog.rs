@@ -89,9 +89,11 @@ fn wait_for(target: &Target, before: u64, want: u64, poll: Duration) -> Result<(
 }
 
 /// Repetitions of the pair (drain, sensor), alternating.
+/// Pairs (drain and sensor, or baseline and candidate) measured by default
+/// (`--backlog-pairs`).
 pub const BACKLOG_REPETITIONS: usize = 9;
 
-/// Measures the bare drain and the sensor [`BACKLOG_REPETITIONS`] times,
+/// Measures the bare drain and the sensor `o.backlog_pairs` times,
 /// alternating, each time with fresh sockets of [`BACKLOG_RCVBUF_BYTES`],
 /// printing every pair; returns each receiver's pooled rate (all datagrams
 /// received over all CPU seconds spent). Single passes swing by tens of
@@ -103,7 +105,7 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
     super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
     let mut drains = Vec::new();
     let mut sensors = Vec::new();
-    for i in 0..BACKLOG_REPETITIONS {
+    for i in 0..o.backlog_pairs.max(1) {
         let d = drain_once(o)?;
         let s = sensor_once(o, &o.sensor)?;
         println!(
@@ -143,7 +145,7 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
 }
 
 /// Compares two sensor builds by the same measure: `baseline` and then
-/// `o.sensor`, alternating, [`BACKLOG_REPETITIONS`] times; prints every
+/// `o.sensor`, alternating, `o.backlog_pairs` times; prints every
 /// pair and returns each build's pooled rate (baseline first). Both are
 /// timed alike, so their ratio shows what a change to the per-packet path
 /// is worth in CPU time, which instruction counts alone do not (cache
@@ -155,7 +157,7 @@ pub fn compare(
     super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
     let mut bases = Vec::new();
     let mut candidates = Vec::new();
-    for i in 0..BACKLOG_REPETITIONS {
+    for i in 0..o.backlog_pairs.max(1) {
         let b = sensor_once(o, baseline)?;
         let c = sensor_once(o, &o.sensor)?;
         println!(

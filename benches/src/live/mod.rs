@@ -59,6 +59,8 @@ pub struct LiveBenchOptions {
     pub iterations: usize,
     /// Loss allowed for a pass (0.001 = 0.1 %).
     pub max_loss: f64,
+    /// Pairs of backlog measures (see `backlog`).
+    pub backlog_pairs: usize,
     /// Unmeasured backlogs before each measured one (see `backlog`).
     pub warmup_backlogs: usize,
     /// Print every backlog's CPU time by thread and its page faults.
