@@ -74,8 +74,17 @@ fn wait_for_sensor(port: u16, pid: u32) -> Result<(Instant, Usage)> {
     Ok((end, Usage::of(pid)?))
 }
 
-fn wait_for(target: &Target, before: u64, want: u64, poll: Duration) -> Result<(u64, Instant)> {
-    let deadline = Instant::now() + BACKLOG_TIMEOUT;
+/// Polls `target`'s count every `poll` until it is `want` above `before`
+/// or `limit` has passed; returns the count above `before` and when it was
+/// read.
+fn wait_for(
+    target: &Target,
+    before: u64,
+    want: u64,
+    poll: Duration,
+    limit: Duration,
+) -> Result<(u64, Instant)> {
+    let deadline = Instant::now() + limit;
     loop {
         let got = target.received()?.saturating_sub(before);
         if got >= want {
@@ -88,7 +97,6 @@ fn wait_for(target: &Target, before: u64, want: u64, poll: Duration) -> Result<(
     }
 }
 
-/// Repetitions of the pair (drain, sensor), alternating.
 /// Pairs (drain and sensor, or baseline and candidate) measured by default
 /// (`--backlog-pairs`).
 pub const BACKLOG_REPETITIONS: usize = 9;
@@ -101,30 +109,27 @@ pub const BACKLOG_REPETITIONS: usize = 9;
 /// own threads on the receiver CPU); pooling weighs every pass by its work
 /// and, unlike a median of ratios, uses every measurement.
 pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
-    // This thread polls the receivers: keep it off their CPUs.
-    super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
-    let mut drains = Vec::new();
-    let mut sensors = Vec::new();
-    for i in 0..o.backlog_pairs.max(1) {
-        let d = drain_once(o)?;
-        let s = sensor_once(o, &o.sensor)?;
-        println!(
-            "  #{}: drain {:>9.0} pps ({} in {:.3} CPU s, {:.2} s wall), sensor {:>9.0} pps \
+    let (drains, sensors) = alternate(
+        o,
+        || drain_once(o),
+        || sensor_once(o, &o.sensor),
+        |i, d, s| {
+            println!(
+                "  #{}: drain {:>9.0} pps ({} in {:.3} CPU s, {:.2} s wall), sensor {:>9.0} pps \
              ({} in {:.3} CPU s, {:.2} s wall): {:.1} %",
-            i + 1,
-            d.pps(),
-            d.received,
-            d.seconds,
-            d.wall_seconds,
-            s.pps(),
-            s.received,
-            s.seconds,
-            s.wall_seconds,
-            s.pps() / d.pps().max(1e-9) * 100.0
-        );
-        drains.push(d);
-        sensors.push(s);
-    }
+                i,
+                d.pps(),
+                d.received,
+                d.seconds,
+                d.wall_seconds,
+                s.pps(),
+                s.received,
+                s.seconds,
+                s.wall_seconds,
+                s.pps() / d.pps().max(1e-9) * 100.0
+            );
+        },
+    )?;
     let mut ratios: Vec<f64> = drains
         .iter()
         .zip(&sensors)
@@ -154,24 +159,22 @@ pub fn compare(
     o: &LiveBenchOptions,
     baseline: &std::path::Path,
 ) -> Result<(BacklogRate, BacklogRate)> {
-    super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
-    let mut bases = Vec::new();
-    let mut candidates = Vec::new();
-    for i in 0..o.backlog_pairs.max(1) {
-        let b = sensor_once(o, baseline)?;
-        let c = sensor_once(o, &o.sensor)?;
-        println!(
-            "  #{}: baseline {:>9.0} pps ({:.3} CPU s), candidate {:>9.0} pps ({:.3} CPU s): {:.1} %",
-            i + 1,
-            b.pps(),
-            b.seconds,
-            c.pps(),
-            c.seconds,
-            c.pps() / b.pps().max(1e-9) * 100.0
-        );
-        bases.push(b);
-        candidates.push(c);
-    }
+    let (bases, candidates) = alternate(
+        o,
+        || sensor_once(o, baseline),
+        || sensor_once(o, &o.sensor),
+        |i, b, c| {
+            println!(
+                "  #{}: baseline {:>9.0} pps ({:.3} CPU s), candidate {:>9.0} pps ({:.3} CPU s): {:.1} %",
+                i,
+                b.pps(),
+                b.seconds,
+                c.pps(),
+                c.seconds,
+                c.pps() / b.pps().max(1e-9) * 100.0
+            );
+        },
+    )?;
     let (b, c) = (pooled(&bases), pooled(&candidates));
     println!(
         "  pooled: baseline {:.0} pps, candidate {:.0} pps: candidate/baseline {:.1} %",
@@ -180,6 +183,28 @@ pub fn compare(
         c.pps() / b.pps().max(1e-9) * 100.0
     );
     Ok((b, c))
+}
+
+/// Runs `first` then `second`, `o.backlog_pairs` times, showing each pair
+/// with `show` (its number from 1); returns every measure of each. This
+/// thread polls the receivers, so it is kept off their CPUs.
+fn alternate(
+    o: &LiveBenchOptions,
+    first: impl Fn() -> Result<BacklogRate>,
+    second: impl Fn() -> Result<BacklogRate>,
+    show: impl Fn(usize, &BacklogRate, &BacklogRate),
+) -> Result<(Vec<BacklogRate>, Vec<BacklogRate>)> {
+    super::drain::pin_to(&parse_cpu_list(&o.sender_cpus)?);
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    for i in 0..o.backlog_pairs.max(1) {
+        let a = first()?;
+        let b = second()?;
+        show(i + 1, &a, &b);
+        firsts.push(a);
+        seconds.push(b);
+    }
+    Ok((firsts, seconds))
 }
 
 /// The sum of several measures: every datagram over every second.
@@ -219,7 +244,13 @@ fn drain_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
         let usage = Usage::of(pid)?;
         let start = Instant::now();
         d.release();
-        let (got, end) = wait_for(&drain, before, sent, Duration::from_millis(10))?;
+        let (got, end) = wait_for(
+            &drain,
+            before,
+            sent,
+            Duration::from_millis(10),
+            BACKLOG_TIMEOUT,
+        )?;
         let after = Usage::of(pid)?;
         let rate = finish_round(o, "drain", round, (&usage, &after), sent, got, (start, end));
         measured = Some(rate);
@@ -255,14 +286,13 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
             // The sensor publishes its counters about every 100 ms: give the
             // count time to catch up (after the CPU time was read; a count
             // still short after that is loss).
-            let mut got = 0;
-            for _ in 0..40 {
-                got = target.received()?.saturating_sub(before);
-                if got >= sent {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let (got, _) = wait_for(
+                &target,
+                before,
+                sent,
+                Duration::from_millis(50),
+                Duration::from_secs(2),
+            )?;
             let rate = finish_round(
                 o,
                 "sensor",

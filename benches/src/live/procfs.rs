@@ -24,12 +24,22 @@ pub fn process_cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ns as f64 / 1e9)
 }
 
-/// CPU seconds (user + system) each thread of a process has used, by
-/// thread name, from /proc/PID/task/*/stat (threads of one name summed).
-fn thread_cpu_seconds(pid: u32) -> Result<std::collections::BTreeMap<String, (f64, f64)>> {
+/// The fields of a /proc/PID/stat line after the command name (which may
+/// hold spaces and parentheses): the state is field 0, minor faults 7,
+/// utime 11 and stime 12.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect()
+}
+
+/// CPU seconds (user, system) each thread of a process has used, by thread
+/// name, from /proc/PID/task/*/stat (threads of one name summed).
+fn thread_cpu_seconds(pid: u32) -> Result<BTreeMap<String, (f64, f64)>> {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Ok(stat) = std::fs::read_to_string(entry?.path().join("stat")) else {
             continue;
@@ -39,8 +49,7 @@ fn thread_cpu_seconds(pid: u32) -> Result<std::collections::BTreeMap<String, (f6
             .and_then(|(_, r)| r.rsplit_once(')'))
             .map_or("?", |(n, _)| n)
             .to_owned();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
+        let f = stat_fields(&stat);
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         let e = out.entry(name).or_insert((0.0, 0.0));
         e.0 += ticks(11) / hz.max(1.0);
@@ -49,14 +58,11 @@ fn thread_cpu_seconds(pid: u32) -> Result<std::collections::BTreeMap<String, (f6
     Ok(out)
 }
 
-/// Minor page faults of a process so far (/proc/PID/stat, 10th field).
+/// Minor page faults of a process so far (/proc/PID/stat).
 fn minor_faults(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().nth(7).and_then(|v| v.parse().ok()))
-        })
+        .and_then(|stat| stat_fields(&stat).get(7).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
 
