@@ -672,8 +672,9 @@ impl HeadEnd {
 /// Record text of the parts of one head: the head is checked for UTF-8
 /// once, then each part that is a slice of it is copied from the checked
 /// text, instead of a check per part (a request head gives five texts;
-/// the check's fixed cost is most of what a short text costs). A part from elsewhere (a folded field joined into a copy,
-/// a default) or of a head that is not UTF-8 goes through [`text`].
+/// the check's fixed cost is most of what a short text costs). A part from
+/// elsewhere (a folded field joined into a copy, a default) or of a head
+/// that is not UTF-8 goes through [`text`].
 #[derive(Debug)]
 pub struct HeadText<'a> {
     head: &'a [u8],
