@@ -12,7 +12,7 @@ mod dns;
 mod flow;
 mod http;
 mod ping;
-mod rng;
+pub(crate) mod rng;
 mod schedule;
 mod tcp;
 mod topology;

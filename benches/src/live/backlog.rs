@@ -20,6 +20,7 @@
 
 use super::drain::Drain;
 use super::procfs::{Usage, udp_rx_queue};
+use super::stats;
 use super::target::{SensorProcess, Target, replay};
 use super::{LiveBenchOptions, parse_cpu_list};
 use anyhow::{Result, bail};
@@ -101,14 +102,46 @@ fn wait_for(
 /// (`--backlog-pairs`).
 pub const BACKLOG_REPETITIONS: usize = 9;
 
+/// The backlog measure's result.
+#[derive(Debug, Clone, Copy)]
+pub struct Pooled {
+    /// The first receiver's pooled rate (the drain, or the baseline build).
+    pub first: BacklogRate,
+    /// The second's (the sensor, or the candidate build).
+    pub second: BacklogRate,
+    /// The 95 % bootstrap interval of second/first (see `stats`); None
+    /// with a single pair.
+    pub interval: Option<(f64, f64)>,
+}
+
+impl Pooled {
+    /// second / first.
+    pub fn ratio(&self) -> f64 {
+        self.second.pps() / self.first.pps().max(1e-9)
+    }
+
+    /// The interval in the report's words.
+    fn interval_text(&self) -> String {
+        match self.interval {
+            Some((low, high)) => format!(
+                "95 % bootstrap interval {:.1} % to {:.1} %",
+                low * 100.0,
+                high * 100.0
+            ),
+            None => "no interval from one pair".to_owned(),
+        }
+    }
+}
+
 /// Measures the bare drain and the sensor `o.backlog_pairs` times,
 /// alternating, each time with fresh sockets of [`BACKLOG_RCVBUF_BYTES`],
 /// printing every pair; returns each receiver's pooled rate (all datagrams
-/// received over all CPU seconds spent). Single passes swing by tens of
-/// percent on a shared 2-CPU virtual machine (other tenants, the kernel's
-/// own threads on the receiver CPU); pooling weighs every pass by its work
-/// and, unlike a median of ratios, uses every measurement.
-pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
+/// received over all CPU seconds spent) and how sure their ratio is.
+/// Single passes swing by tens of percent on a shared 2-CPU virtual
+/// machine (other tenants, the kernel's own threads on the receiver CPU);
+/// pooling weighs every pass by its work and, unlike a median of ratios,
+/// uses every measurement.
+pub fn measure(o: &LiveBenchOptions) -> Result<Pooled> {
     let (drains, sensors) = alternate(
         o,
         || drain_once(o),
@@ -136,29 +169,31 @@ pub fn measure(o: &LiveBenchOptions) -> Result<(BacklogRate, BacklogRate)> {
         .map(|(d, s)| s.pps() / d.pps().max(1e-9))
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let (drain, sensor) = (pooled(&drains), pooled(&sensors));
+    let result = Pooled {
+        first: pooled(&drains),
+        second: pooled(&sensors),
+        interval: stats::ratio_interval(&drains, &sensors),
+    };
     println!(
-        "  pooled: drain {:.0} pps, sensor {:.0} pps ({:.1} %); pair ratios from {:.1} % to {:.1} %, median {:.1} %",
-        drain.pps(),
-        sensor.pps(),
-        sensor.pps() / drain.pps().max(1e-9) * 100.0,
+        "  pooled: drain {:.0} pps, sensor {:.0} pps ({:.1} %, {}); pair ratios from {:.1} % to {:.1} %, median {:.1} %",
+        result.first.pps(),
+        result.second.pps(),
+        result.ratio() * 100.0,
+        result.interval_text(),
         ratios.first().copied().unwrap_or(0.0) * 100.0,
         ratios.last().copied().unwrap_or(0.0) * 100.0,
         ratios.get(ratios.len() / 2).copied().unwrap_or(0.0) * 100.0,
     );
-    Ok((drain, sensor))
+    Ok(result)
 }
 
 /// Compares two sensor builds by the same measure: `baseline` and then
 /// `o.sensor`, alternating, `o.backlog_pairs` times; prints every
-/// pair and returns each build's pooled rate (baseline first). Both are
-/// timed alike, so their ratio shows what a change to the per-packet path
-/// is worth in CPU time, which instruction counts alone do not (cache
-/// misses, page faults, system calls).
-pub fn compare(
-    o: &LiveBenchOptions,
-    baseline: &std::path::Path,
-) -> Result<(BacklogRate, BacklogRate)> {
+/// pair and returns each build's pooled rate (baseline first) with the
+/// interval of their ratio. Both are timed alike, so their ratio shows what
+/// a change to the per-packet path is worth in CPU time, which instruction
+/// counts alone do not (cache misses, page faults, system calls).
+pub fn compare(o: &LiveBenchOptions, baseline: &std::path::Path) -> Result<Pooled> {
     let (bases, candidates) = alternate(
         o,
         || sensor_once(o, baseline),
@@ -175,14 +210,19 @@ pub fn compare(
             );
         },
     )?;
-    let (b, c) = (pooled(&bases), pooled(&candidates));
+    let result = Pooled {
+        first: pooled(&bases),
+        second: pooled(&candidates),
+        interval: stats::ratio_interval(&bases, &candidates),
+    };
     println!(
-        "  pooled: baseline {:.0} pps, candidate {:.0} pps: candidate/baseline {:.1} %",
-        b.pps(),
-        c.pps(),
-        c.pps() / b.pps().max(1e-9) * 100.0
+        "  pooled: baseline {:.0} pps, candidate {:.0} pps: candidate/baseline {:.1} % ({})",
+        result.first.pps(),
+        result.second.pps(),
+        result.ratio() * 100.0,
+        result.interval_text(),
     );
-    Ok((b, c))
+    Ok(result)
 }
 
 /// Runs `first` then `second`, `o.backlog_pairs` times, showing each pair

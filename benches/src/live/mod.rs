@@ -21,6 +21,7 @@
 pub mod backlog;
 pub mod drain;
 pub mod procfs;
+pub mod stats;
 pub mod target;
 
 use std::path::PathBuf;
@@ -135,8 +136,9 @@ pub struct LiveSummary {
     pub sensor: SearchResult,
     /// sensor / drain.
     pub ratio: f64,
-    /// The backlog measure (drain, sensor), when it ran.
-    pub backlog: Option<(backlog::BacklogRate, backlog::BacklogRate)>,
+    /// The backlog measure (first: the drain, second: the sensor), when it
+    /// ran.
+    pub backlog: Option<backlog::Pooled>,
     /// ratio >= [`TARGET_RATIO`], or the sensor lost nothing at the sender's
     /// full speed.
     pub meets_target: bool,
@@ -238,7 +240,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
             backlog::BACKLOG_LOOPS
         );
         match backlog::measure(o) {
-            Ok((d, s)) => Some((d, s)),
+            Ok(pooled) => Some(pooled),
             Err(e) => {
                 println!("  backlog measure failed: {e:#}");
                 None
@@ -247,7 +249,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
     } else {
         None
     };
-    let backlog_ratio = backlog.map(|(d, s)| s.pps() / d.pps().max(1e-9));
+    let backlog_ratio = backlog.map(|b| b.ratio());
     let summary = LiveSummary {
         meets_target: match backlog_ratio {
             Some(r) => r >= TARGET_RATIO,
@@ -299,7 +301,8 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
                 s / d * 100.0
             );
         }
-        if let Some((d, s)) = summary.backlog {
+        if let Some(b) = summary.backlog {
+            let (d, s) = (b.first, b.second);
             println!(
                 "  ceiling from the backlog measure: drain {:.0} pps, sensor {:.0} pps: \
                  ratio {:.1} % (target {:.0} %: {})",
@@ -309,6 +312,16 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
                 TARGET_RATIO * 100.0,
                 verdict(summary.meets_target)
             );
+            if let Some(interval) = b.interval {
+                println!(
+                    "  95 % bootstrap interval of the ratio over the {} pairs: {:.1} % to {:.1} % \
+                     ({})",
+                    o.backlog_pairs.max(1),
+                    interval.0 * 100.0,
+                    interval.1 * 100.0,
+                    stats::against(TARGET_RATIO, interval)
+                );
+            }
             if s.received < s.queued || d.received < d.queued {
                 println!(
                     "  warning: a receiver got fewer datagrams than were queued (the socket \
