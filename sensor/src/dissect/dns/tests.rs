@@ -106,6 +106,24 @@ fn names_decompress_and_escape() {
 }
 
 #[test]
+fn every_label_byte_is_shown_as_rfc_1035_says() {
+    // Every byte value, alone and inside runs of plain letters (the runs
+    // are copied whole), against the per-byte rule of RFC 1035 §5.1.
+    let expected = |b: u8| match b {
+        b'.' | b'\\' => format!("\\{}", char::from(b)),
+        0x21..=0x7e => char::from(b).to_string(),
+        _ => format!("\\{b:03}"),
+    };
+    for b in 0..=255u8 {
+        let (alone, _) = read_name(&[1, b, 0], 0).expect("one byte");
+        assert_eq!(alone.text, expected(b), "byte {b}");
+        let (mixed, _) = read_name(&[5, b'a', b, b'b', b, b'c', 2, b, b, 0], 0).expect("mixed");
+        let e = expected(b);
+        assert_eq!(mixed.text, format!("a{e}b{e}c.{e}{e}"), "byte {b}");
+    }
+}
+
+#[test]
 fn pointer_loops_fail_without_hanging() {
     // A pointer to itself, and two pointers to each other.
     let self_loop = Msg::new(0, 0, 0, 0, 0, 0).bytes(&[0xc0, 12]).0;
