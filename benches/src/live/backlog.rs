@@ -115,6 +115,16 @@ pub struct Pooled {
 }
 
 impl Pooled {
+    /// The pooled rates of pairs measured by [`alternate`], and the
+    /// interval of their ratio.
+    fn from_pairs(first: &[BacklogRate], second: &[BacklogRate]) -> Self {
+        Self {
+            first: pooled(first),
+            second: pooled(second),
+            interval: stats::ratio_interval(first, second),
+        }
+    }
+
     /// second / first.
     pub fn ratio(&self) -> f64 {
         self.second.pps() / self.first.pps().max(1e-9)
@@ -169,11 +179,7 @@ pub fn measure(o: &LiveBenchOptions) -> Result<Pooled> {
         .map(|(d, s)| s.pps() / d.pps().max(1e-9))
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let result = Pooled {
-        first: pooled(&drains),
-        second: pooled(&sensors),
-        interval: stats::ratio_interval(&drains, &sensors),
-    };
+    let result = Pooled::from_pairs(&drains, &sensors);
     println!(
         "  pooled: drain {:.0} pps, sensor {:.0} pps ({:.1} %, {}); pair ratios from {:.1} % to {:.1} %, median {:.1} %",
         result.first.pps(),
@@ -210,11 +216,7 @@ pub fn compare(o: &LiveBenchOptions, baseline: &std::path::Path) -> Result<Poole
             );
         },
     )?;
-    let result = Pooled {
-        first: pooled(&bases),
-        second: pooled(&candidates),
-        interval: stats::ratio_interval(&bases, &candidates),
-    };
+    let result = Pooled::from_pairs(&bases, &candidates);
     println!(
         "  pooled: baseline {:.0} pps, candidate {:.0} pps: candidate/baseline {:.1} % ({})",
         result.first.pps(),
@@ -248,8 +250,8 @@ fn alternate(
 }
 
 /// The sum of several measures: every datagram over every second.
-fn pooled(v: &[BacklogRate]) -> BacklogRate {
-    v.iter().fold(
+pub(super) fn pooled<'a>(v: impl IntoIterator<Item = &'a BacklogRate>) -> BacklogRate {
+    v.into_iter().fold(
         BacklogRate {
             queued: 0,
             received: 0,

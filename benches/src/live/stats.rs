@@ -12,7 +12,7 @@
 //! Input: the two receivers' measures, pair by pair. Output: the interval.
 //! The resampling is seeded, so the same measures give the same interval.
 
-use super::backlog::BacklogRate;
+use super::backlog::{BacklogRate, pooled};
 use crate::capture::rng::Rng;
 
 /// Bootstrap resamples per interval.
@@ -23,16 +23,9 @@ const SEED: u64 = 0x5eed_0b00_75ab_0001;
 /// The pooled rate of `second` over the pooled rate of `first`, over the
 /// pairs `picks` names (a pair may be named more than once).
 fn pooled_ratio(first: &[BacklogRate], second: &[BacklogRate], picks: &[usize]) -> f64 {
-    let (mut fr, mut fs, mut sr, mut ss) = (0.0, 0.0, 0.0, 0.0);
-    for &i in picks {
-        fr += first[i].received as f64;
-        fs += first[i].seconds;
-        sr += second[i].received as f64;
-        ss += second[i].seconds;
-    }
-    let first_rate = fr / fs.max(1e-12);
-    let second_rate = sr / ss.max(1e-12);
-    second_rate / first_rate.max(1e-12)
+    let f = pooled(picks.iter().map(|&i| &first[i]));
+    let s = pooled(picks.iter().map(|&i| &second[i]));
+    s.pps() / f.pps().max(1e-9)
 }
 
 /// The central 95 % of the pooled ratio `second / first` over bootstrap
