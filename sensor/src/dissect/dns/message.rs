@@ -232,7 +232,8 @@ fn push_label(out: &mut Vec<u8>, label: &[u8]) {
         } else if b == b'.' || b == b'\\' {
             out.extend_from_slice(&[b'\\', b]);
         } else {
-            out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
+            out.push(b'\\');
+            out.extend_from_slice(&decimal3(b));
         }
     }
 }
@@ -250,11 +251,14 @@ const SHOWN_AS_IS: [bool; 256] = {
     t
 };
 
-/// `\DDD` digits of a byte (three decimal digits).
+/// The `DDD` of a `\DDD` escape: a byte's three decimal digits.
+fn decimal3(b: u8) -> [u8; 3] {
+    [b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]
+}
+
+/// [`decimal3`] appended to text.
 pub fn push_decimal3(out: &mut String, b: u8) {
-    out.push(char::from(b'0' + b / 100));
-    out.push(char::from(b'0' + (b / 10) % 10));
-    out.push(char::from(b'0' + b % 10));
+    out.extend(decimal3(b).map(char::from));
 }
 
 /// The first question.
