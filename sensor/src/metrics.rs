@@ -82,6 +82,12 @@ reasons! {
         /// TCP bytes sent twice with different content (the first copy is
         /// kept, as the reassembly policy says).
         TcpOverlapDiffering => "tcp_overlap_differing",
+        /// Packet processed after a later packet from another receive thread:
+        /// it reached its worker more than `live.reorder_window` after it.
+        PacketLate => "packet_late",
+        /// Packet released before its reorder window ended because the worker
+        /// held `live.reorder_max_batches` batches.
+        ReorderHeldCap => "reorder_held_cap",
     }
 }
 

@@ -19,6 +19,7 @@ use sensor_tests::workspace_root;
 const CONFIG: &str = "\
 [live]
 worker_queue_batches = 2
+reorder_max_batches = 2
 rcvbuf_bytes = 212992
 
 [flows]
@@ -89,8 +90,13 @@ fn full_speed_replay_counts_drops_and_stays_within_memory() {
     let all_drops = metrics.sum("sensor_drops_total", &[]);
     println!(
         "sent {sent}, received {received}, kernel drops {kernel_drops}, drops by reason {:?}, \
-         peak RSS {} MiB",
+         reordering {:?}, peak RSS {} MiB",
         metrics.nonzero("sensor_drops_total"),
+        metrics
+            .nonzero("sensor_anomalies_total")
+            .into_iter()
+            .filter(|s| s.contains("packet_late") || s.contains("reorder_held_cap"))
+            .collect::<Vec<_>>(),
         peak_rss / 1024
     );
     assert!(

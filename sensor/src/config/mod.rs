@@ -327,6 +327,15 @@ pub struct LiveConfig {
     /// holds at most 256 packets or 1 MiB, so this bounds each queue's
     /// memory at this many MiB.
     pub worker_queue_batches: usize,
+    /// How long a worker holds each batch to put packets from different
+    /// receive threads back in time order (the two directions of a
+    /// connection often reach different sockets); 0 processes them as they
+    /// arrive. Only with several receive threads.
+    #[serde(with = "forms::duration")]
+    pub reorder_window: Duration,
+    /// Most batches a worker holds for reordering; beyond that the oldest
+    /// packets go early (counted as `reorder_held_cap`).
+    pub reorder_max_batches: usize,
     /// On SIGTERM/SIGINT: keep receiving this long with readiness failing
     /// (the load balancer's deregistration delay), then flush and exit.
     #[serde(with = "forms::duration")]
@@ -345,6 +354,8 @@ impl Default for LiveConfig {
             buffer_bytes: 9216,
             rcvbuf_bytes: 32 << 20,
             worker_queue_batches: 128,
+            reorder_window: Duration::from_millis(10),
+            reorder_max_batches: 64,
             drain: Duration::from_secs(10),
         }
     }

@@ -27,6 +27,8 @@ pub struct Invalid {
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest drain: AWS's longest deregistration delay (3600 s).
 const MAX_DRAIN: Duration = Duration::from_secs(3600);
+/// Longest reorder window: held packets wait this long (memory and latency).
+const MAX_REORDER_WINDOW: Duration = Duration::from_secs(1);
 /// Most threads of one kind.
 const MAX_THREADS: usize = 1024;
 /// Most datagrams per recvmmsg call (the kernel's UIO_MAXIOV).
@@ -307,6 +309,19 @@ impl SensorConfig {
             "live",
             "worker_queue_batches",
             as_u64(l.worker_queue_batches),
+            1,
+        )?;
+        timeout(
+            "live",
+            "reorder_window",
+            l.reorder_window,
+            true,
+            MAX_REORDER_WINDOW,
+        )?;
+        at_least(
+            "live",
+            "reorder_max_batches",
+            as_u64(l.reorder_max_batches),
             1,
         )?;
         timeout("live", "drain", l.drain, true, MAX_DRAIN)

@@ -25,6 +25,7 @@
 
 mod batch;
 mod inline;
+mod merge;
 mod output;
 mod publish;
 mod receiver;
@@ -161,7 +162,14 @@ impl LiveSensor {
             .div_ceil(worker::RECORD_CHUNK)
             .max(1);
         let (records_tx, records_rx) = bounded(chunks);
-        let pool_len = n * (live.worker_queue_batches + 2) + sockets.len() * n;
+        let reorder = worker::Reorder {
+            receivers: sockets.len(),
+            window: live.reorder_window,
+            max_batches: live.reorder_max_batches,
+        };
+        // Queued, held for reordering, being filled, in use.
+        let pool_len =
+            n * (live.worker_queue_batches + live.reorder_max_batches + 3) + sockets.len() * n;
         let (pool_tx, pool_rx) = bounded::<Batch>(pool_len);
 
         let publisher = Publisher::register(&stats, "output".into(), ThreadRole::Output);
@@ -185,6 +193,7 @@ impl LiveSensor {
                 pool: pool_tx.clone(),
                 records: records_tx.clone(),
                 publisher: Publisher::register(&stats, format!("worker-{i}"), ThreadRole::Worker),
+                reorder: Some(reorder),
             };
             let (pipeline, decoder) = (cfg.pipeline.clone(), decoder.clone());
             workers.push(spawn(format!("worker-{i}"), move || {
@@ -196,7 +205,7 @@ impl LiveSensor {
         let mut bound = Vec::new();
         let mut receivers = Vec::with_capacity(sockets.len());
         let mut per_tunnel = [0usize; 2];
-        for (tunnel, socket) in sockets {
+        for (index, (tunnel, socket)) in sockets.into_iter().enumerate() {
             let k = &mut per_tunnel[usize::from(tunnel == UdpTunnel::Geneve)];
             let name = format!("rx-{}-{k}", tunnel_name(tunnel));
             *k += 1;
@@ -206,7 +215,7 @@ impl LiveSensor {
             let rx = receiver::Receiver {
                 socket,
                 tunnel,
-                steer: Steer::new(senders.clone(), pool_rx.clone()),
+                steer: Steer::new(index, senders.clone(), pool_rx.clone()),
                 publisher: Publisher::register(&stats, name.clone(), ThreadRole::Receiver),
                 batch_datagrams: live.batch_datagrams,
                 buffer_bytes: live.buffer_bytes,

@@ -69,6 +69,9 @@ pub struct Batch {
     pub items: Vec<Item>,
     /// Tunnel layers outside rebuilt datagrams (rare).
     pub bases: Vec<TunnelContext>,
+    /// Index of the receive thread that filled it (the worker's reorder
+    /// window keeps one queue per receiver).
+    pub receiver: usize,
     /// When the first item was added.
     first: Option<Instant>,
 }
@@ -91,6 +94,8 @@ impl Batch {
 
 /// A receiver's side of the hand-off: one filling batch per worker.
 pub struct Steer {
+    /// This receiver's index, written into every batch it sends.
+    receiver: usize,
     hasher: FixedState,
     senders: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
@@ -100,11 +105,13 @@ pub struct Steer {
 }
 
 impl Steer {
-    /// Steers over `senders` (one per worker), taking empty batches from
-    /// `pool` (workers return used ones there).
-    pub fn new(senders: Vec<Sender<Batch>>, pool: Receiver<Batch>) -> Self {
+    /// Steers for receiver number `receiver` over `senders` (one per
+    /// worker), taking empty batches from `pool` (workers return used ones
+    /// there).
+    pub fn new(receiver: usize, senders: Vec<Sender<Batch>>, pool: Receiver<Batch>) -> Self {
         let filling = senders.iter().map(|_| Batch::default()).collect();
         Self {
+            receiver,
             hasher: FixedState::with_seed(STEERING_SEED),
             senders,
             pool,
@@ -177,7 +184,8 @@ impl Steer {
             if self.filling[i].items.is_empty() {
                 continue;
             }
-            let b = std::mem::take(&mut self.filling[i]);
+            let mut b = std::mem::take(&mut self.filling[i]);
+            b.receiver = self.receiver;
             let lost = b.items.len() as u64;
             if self.senders[i].send(b).is_err() {
                 self.dropped += lost;
@@ -186,7 +194,8 @@ impl Steer {
     }
 
     fn send(&mut self, i: usize) {
-        let b = std::mem::take(&mut self.filling[i]);
+        let mut b = std::mem::take(&mut self.filling[i]);
+        b.receiver = self.receiver;
         match self.senders[i].try_send(b) {
             Ok(()) => {
                 let mut fresh = self.pool.try_recv().unwrap_or_default();
@@ -258,7 +267,7 @@ mod tests {
     fn a_full_queue_drops_whole_batches_and_counts_their_packets() {
         let (tx, rx) = bounded(1);
         let (_pool_tx, pool_rx) = bounded(4);
-        let mut steer = Steer::new(vec![tx], pool_rx);
+        let mut steer = Steer::new(0, vec![tx], pool_rx);
         let payload = vxlan_udp(1000);
         push(&mut steer, &payload, BATCH_PACKETS * 3 + 5);
         // The first full batch is queued, the next two find the queue full.
@@ -276,7 +285,7 @@ mod tests {
     fn both_directions_go_to_one_worker_and_aged_batches_are_flushed() {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..4).map(|_| bounded(8)).unzip();
         let (_pool_tx, pool_rx) = bounded(4);
-        let mut steer = Steer::new(senders, pool_rx);
+        let mut steer = Steer::new(0, senders, pool_rx);
         let there = vxlan_udp(1234);
         let mut back = vec![0x08, 0, 0, 0, 0, 0, 7, 0];
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])

@@ -9,13 +9,14 @@
 //! is lost; back-pressure reaches the receivers, which drop and count). Does
 //! not: count decapsulation anomalies (the receiver did, once).
 
-use super::batch::{Batch, Source, recycle};
+use super::batch::{Batch, Item, Source, recycle};
+use super::merge::{Merge, Release};
 use super::publish::Publisher;
 use crate::config::PipelineConfig;
 use crate::decap::tunnel::TunnelContext;
 use crate::decap::{Decoded, Decoder};
 use crate::metrics::Gauges;
-use crate::metrics::{Counters, Drop};
+use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nucleus_proto::Record;
@@ -25,6 +26,17 @@ use std::time::{Duration, Instant};
 pub const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// Most records per message to the output thread.
 pub const RECORD_CHUNK: usize = 1024;
+
+/// A worker's reorder window (see [`merge`](super::merge)).
+#[derive(Debug, Clone, Copy)]
+pub struct Reorder {
+    /// Receive threads sending to the worker.
+    pub receivers: usize,
+    /// How long each batch is held.
+    pub window: Duration,
+    /// Most batches held.
+    pub max_batches: usize,
+}
 
 /// Channels a worker thread runs with.
 pub struct WorkerThread {
@@ -36,80 +48,176 @@ pub struct WorkerThread {
     pub records: Sender<Vec<Record>>,
     /// Where the thread publishes its state.
     pub publisher: Publisher,
+    /// Put packets of several receivers back in time order (`None`: as
+    /// they arrive).
+    pub reorder: Option<Reorder>,
+}
+
+/// A worker's flows and the state of its packet loop.
+struct Shard<'a> {
+    worker: Worker,
+    clock: Clock,
+    ctx: TunnelContext,
+    /// Decapsulation anomalies were counted once by the receiver.
+    scratch: Counters,
+    /// Latest packet time processed.
+    latest_ts: i64,
+    /// Latest packet time and when it was processed (for the idle clock).
+    last_packet: Option<(i64, Instant)>,
+    decoder: &'a Decoder,
+    records: &'a Sender<Vec<Record>>,
+}
+
+impl Shard<'_> {
+    /// Decodes one item's bytes again and runs it through the flows.
+    fn process(&mut self, batch: &Batch, item: &Item) {
+        if let Some(now) = self.clock.advance(item.ts_us) {
+            let records = self.worker.tick(now);
+            send_records(self.records, records, &mut self.worker.counters);
+        }
+        if item.ts_us < self.latest_ts {
+            self.worker.counters.anomaly(Anomaly::PacketLate);
+        } else {
+            self.latest_ts = item.ts_us;
+        }
+        let bytes = batch.item_bytes(item);
+        let decoded = match item.source {
+            Source::Tunnel { tunnel, outer } => self.decoder.decode_tunnel_payload(
+                tunnel,
+                outer,
+                bytes,
+                &mut self.ctx,
+                &mut self.scratch,
+            ),
+            Source::Reassembled { base } => match batch.bases.get(base as usize) {
+                Some(base) => {
+                    self.ctx.clone_from(base);
+                    self.decoder
+                        .decode_ip(bytes, &mut self.ctx, &mut self.scratch)
+                }
+                None => return,
+            },
+        };
+        if let Decoded::Packet(p) = decoded {
+            self.worker.process(&p, &self.ctx, item.ts_us);
+        }
+    }
+
+    /// Notes when the latest packet time was reached (for the idle clock).
+    fn mark_processed(&mut self) {
+        if self.latest_ts > i64::MIN {
+            self.last_packet = Some((self.latest_ts, Instant::now()));
+        }
+    }
+
+    /// With no packet for a while, advances time by the wall clock elapsed
+    /// since the last one, so flows still end on a quiet network.
+    fn idle(&mut self) {
+        if let Some((ts, at)) = self.last_packet {
+            let idle_us = i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX);
+            if let Some(now) = self.clock.advance(ts.saturating_add(idle_us)) {
+                let records = self.worker.tick(now);
+                send_records(self.records, records, &mut self.worker.counters);
+            }
+        }
+    }
 }
 
 impl WorkerThread {
     /// Processes batches until every receiver is gone, then ends every flow
     /// and sends the records.
-    pub fn run(mut self, cfg: &PipelineConfig, decoder: &Decoder) {
-        let mut worker = Worker::new(cfg);
-        let mut clock = Clock::new(cfg.flows.sweep_interval);
-        let mut ctx = TunnelContext::new();
-        // Decapsulation anomalies were counted once by the receiver.
-        let mut scratch = Counters::default();
-        // Latest packet time and when it was processed.
-        let mut last_packet: Option<(i64, Instant)> = None;
-        loop {
-            match self.batches.recv_timeout(IDLE_WAIT) {
-                Ok(batch) => {
-                    let started = Instant::now();
-                    let mut latest = last_packet.map_or(i64::MIN, |(ts, _)| ts);
-                    for item in &batch.items {
-                        if let Some(now) = clock.advance(item.ts_us) {
-                            let records = worker.tick(now);
-                            self.send(records, &mut worker.counters);
+    pub fn run(self, cfg: &PipelineConfig, decoder: &Decoder) {
+        let mut shard = Shard {
+            worker: Worker::new(cfg),
+            clock: Clock::new(cfg.flows.sweep_interval),
+            ctx: TunnelContext::new(),
+            scratch: Counters::default(),
+            latest_ts: i64::MIN,
+            last_packet: None,
+            decoder,
+            records: &self.records,
+        };
+        let mut merge = self
+            .reorder
+            .filter(|r| r.receivers > 1 && !r.window.is_zero())
+            .map(|r| Merge::new(r.receivers, r.window, r.max_batches));
+        let mut publisher = self.publisher;
+        let mut closed = false;
+        while !closed {
+            let wait = merge
+                .as_ref()
+                .and_then(Merge::next_expiry)
+                .map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
+            match self.batches.recv_timeout(wait) {
+                Ok(batch) => match merge.as_mut() {
+                    None => {
+                        let started = Instant::now();
+                        for item in &batch.items {
+                            shard.process(&batch, item);
                         }
-                        let bytes = batch.item_bytes(item);
-                        let decoded = match item.source {
-                            Source::Tunnel { tunnel, outer } => decoder.decode_tunnel_payload(
-                                tunnel,
-                                outer,
-                                bytes,
-                                &mut ctx,
-                                &mut scratch,
-                            ),
-                            Source::Reassembled { base } => match batch.bases.get(base as usize) {
-                                Some(base) => {
-                                    ctx.clone_from(base);
-                                    decoder.decode_ip(bytes, &mut ctx, &mut scratch)
-                                }
-                                None => continue,
-                            },
-                        };
-                        if let Decoded::Packet(p) = decoded {
-                            worker.process(&p, &ctx, item.ts_us);
+                        shard.mark_processed();
+                        publisher.batch(batch.items.len(), started.elapsed());
+                        recycle(batch, &self.pool);
+                    }
+                    Some(m) => {
+                        let now = Instant::now();
+                        let mut next = Some(batch);
+                        // Take what is queued, but not past the cap, so
+                        // releasing keeps up with a queue that never empties.
+                        while let Some(b) = next.take() {
+                            if let Some(empty) = m.push(b, now) {
+                                recycle(empty, &self.pool);
+                            }
+                            if m.held_batches() <= m.max_batches() {
+                                next = self.batches.try_recv().ok();
+                            }
                         }
-                        latest = latest.max(item.ts_us);
                     }
-                    if !batch.items.is_empty() {
-                        last_packet = Some((latest, Instant::now()));
-                    }
-                    self.publisher.batch(batch.items.len(), started.elapsed());
-                    recycle(batch, &self.pool);
-                    let active = worker.gauges();
-                    self.publisher.maybe_publish(&worker.counters, active);
-                }
+                },
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Some((ts, at)) = last_packet {
-                        let idle_us = i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX);
-                        if let Some(now) = clock.advance(ts.saturating_add(idle_us)) {
-                            let records = worker.tick(now);
-                            self.send(records, &mut worker.counters);
-                        }
+                    if merge.as_ref().is_none_or(Merge::is_empty) {
+                        shard.idle();
+                        let active = shard.worker.gauges();
+                        publisher.publish(&shard.worker.counters, active);
                     }
-                    let active = worker.gauges();
-                    self.publisher.publish(&worker.counters, active);
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => closed = true,
             }
+            if let Some(m) = merge.as_mut() {
+                release(m, closed, &mut shard, &mut publisher, &self.pool);
+            }
+            let active = shard.worker.gauges();
+            publisher.maybe_publish(&shard.worker.counters, active);
         }
-        let records = worker.finish();
-        self.send(records, &mut worker.counters);
-        self.publisher.publish(&worker.counters, Gauges::default());
+        let records = shard.worker.finish();
+        send_records(&self.records, records, &mut shard.worker.counters);
+        publisher.publish(&shard.worker.counters, Gauges::default());
     }
+}
 
-    fn send(&self, records: Vec<Record>, counters: &mut Counters) {
-        send_records(&self.records, records, counters);
+/// Processes every packet the merge lets go at this moment, oldest first.
+fn release(
+    merge: &mut Merge,
+    closed: bool,
+    shard: &mut Shard<'_>,
+    publisher: &mut Publisher,
+    pool: &Sender<Batch>,
+) {
+    let started = Instant::now();
+    let released = merge.release(
+        started,
+        closed,
+        |batch, item, why| {
+            shard.process(batch, item);
+            if why == Release::HeldCap {
+                shard.worker.counters.anomaly(Anomaly::ReorderHeldCap);
+            }
+        },
+        |done| recycle(done, pool),
+    );
+    if released > 0 {
+        shard.mark_processed();
+        publisher.batch(released, started.elapsed());
     }
 }
 
