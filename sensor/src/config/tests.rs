@@ -300,6 +300,18 @@ fn bad_values_in_the_file_name_the_key_and_its_position() {
             "maximum 1024",
         ),
         (
+            "[live]\nreorder_window = \"2s\"\n",
+            ":2:1",
+            "live.reorder_window",
+            "longer than the maximum 1s",
+        ),
+        (
+            "[live]\nreorder_max_batches = 0\n",
+            ":2:1",
+            "live.reorder_max_batches",
+            "minimum 1",
+        ),
+        (
             "[decap]\nmax_depth = 9\n",
             ":2:1",
             "decap.max_depth",
