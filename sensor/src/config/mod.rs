@@ -327,9 +327,10 @@ pub struct LiveConfig {
     /// holds at most 256 packets or 1 MiB, so this bounds each queue's
     /// memory at this many MiB.
     pub worker_queue_batches: usize,
-    /// How long a worker holds each batch to put packets from different
-    /// receive threads back in time order (the two directions of a
-    /// connection often reach different sockets); 0 processes them as they
+    /// Longest a worker holds a batch to put packets from different receive
+    /// threads back in time order (the two directions of a connection often
+    /// reach different sockets); a packet goes earlier as soon as no receive
+    /// thread can still send an older one. 0 processes packets as they
     /// arrive. Only with several receive threads.
     #[serde(with = "forms::duration")]
     pub reorder_window: Duration,
@@ -354,7 +355,7 @@ impl Default for LiveConfig {
             buffer_bytes: 9216,
             rcvbuf_bytes: 32 << 20,
             worker_queue_batches: 128,
-            reorder_window: Duration::from_millis(10),
+            reorder_window: Duration::from_millis(20),
             reorder_max_batches: 64,
             drain: Duration::from_secs(10),
         }

@@ -162,11 +162,6 @@ impl LiveSensor {
             .div_ceil(worker::RECORD_CHUNK)
             .max(1);
         let (records_tx, records_rx) = bounded(chunks);
-        let reorder = worker::Reorder {
-            receivers: sockets.len(),
-            window: live.reorder_window,
-            max_batches: live.reorder_max_batches,
-        };
         // Queued, held for reordering, being filled, in use.
         let pool_len =
             n * (live.worker_queue_batches + live.reorder_max_batches + 3) + sockets.len() * n;
@@ -182,6 +177,18 @@ impl LiveSensor {
                 .map(|s| s.with_inventory(inventory));
         }
 
+        let sockets: Vec<(UdpTunnel, Arc<TunnelSocket>)> = sockets
+            .into_iter()
+            .map(|(tunnel, socket)| (tunnel, Arc::new(socket)))
+            .collect();
+        let quiet = Arc::new(merge::Quiet::new(sockets.len()));
+        let reorder = worker::Reorder {
+            quiet: Arc::clone(&quiet),
+            sockets: sockets.iter().map(|(_, s)| Arc::clone(s)).collect(),
+            receivers: sockets.len(),
+            window: live.reorder_window,
+            max_batches: live.reorder_max_batches,
+        };
         let decoder = Decoder::new(cfg.pipeline.decap.clone());
         let mut senders: Vec<Sender<Batch>> = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -193,7 +200,7 @@ impl LiveSensor {
                 pool: pool_tx.clone(),
                 records: records_tx.clone(),
                 publisher: Publisher::register(&stats, format!("worker-{i}"), ThreadRole::Worker),
-                reorder: Some(reorder),
+                reorder: Some(reorder.clone()),
             };
             let (pipeline, decoder) = (cfg.pipeline.clone(), decoder.clone());
             workers.push(spawn(format!("worker-{i}"), move || {
@@ -216,6 +223,8 @@ impl LiveSensor {
                 socket,
                 tunnel,
                 steer: Steer::new(index, senders.clone(), pool_rx.clone()),
+                index,
+                quiet: Arc::clone(&quiet),
                 publisher: Publisher::register(&stats, name.clone(), ThreadRole::Receiver),
                 batch_datagrams: live.batch_datagrams,
                 buffer_bytes: live.buffer_bytes,

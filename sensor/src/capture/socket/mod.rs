@@ -155,6 +155,17 @@ impl TunnelSocket {
         self.socket.as_raw_fd()
     }
 
+    /// Whether a datagram is queued (FIONREAD: the size of the next one;
+    /// any other thread may ask). An error answers yes, the cautious
+    /// answer for a caller that waits while one may be.
+    pub fn has_queued(&self) -> bool {
+        let mut next: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int, which `next` is, alive across the
+        // call.
+        let rc = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::FIONREAD, &mut next) };
+        rc != 0 || next != 0
+    }
+
     /// The socket's cumulative drop counter now (the value SO_RXQ_OVFL
     /// stamps on each datagram as it is queued), read with SO_MEMINFO.
     /// Datagrams dropped after the last one received are only counted this

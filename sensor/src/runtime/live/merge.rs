@@ -6,10 +6,17 @@
 //! different receive threads. Each thread sends a worker its packets in the
 //! order it read them, but the threads' batches reach the worker in the
 //! order they filled up or aged out (up to 2 ms apart), so a SYN-ACK can
-//! overtake its SYN. The worker therefore holds every batch for
-//! `live.reorder_window` after it arrives and meanwhile releases packets
+//! overtake its SYN. The worker therefore holds batches and releases packets
 //! oldest first across the receive threads' queues (a merge of sorted runs:
-//! each thread's packets are already in order).
+//! each thread's packets are already in order). The oldest held packet goes
+//! as soon as no other receiver can still send an older one: each receiver
+//! either has a packet held here, already sent one at least as new (its
+//! packets come in order), or is [`Quiet`] (waiting on an empty socket with
+//! nothing held back) and the packet is older than the quiet slack (a
+//! quarter of the window). Held
+//! that way, a busy worker keeps about one batch per receiver, in the
+//! cache. Whatever still waits goes when its batch has been held
+//! `live.reorder_window`.
 //!
 //! Owns: the held batches, one FIFO per receive thread, and the release
 //! rule. Input: [`Batch`]es tagged with their receiver, the monotonic time.
@@ -25,7 +32,42 @@
 
 use super::batch::{Batch, Item};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// How much older than the wall clock a packet must be for an idle
+/// receiver not to hold it back, as a share of the window. The kernel
+/// stamps a datagram's time before it reaches the socket, and a receiver
+/// found idle may have just taken one without having said so yet: on
+/// loopback, replayed in batches of `sendmmsg`, datagrams reached an empty
+/// socket up to 1.5 ms after their timestamps, and with four receive
+/// threads, two workers and the sender on two CPUs, a fixed 2 ms still let
+/// a few packets through late.
+const IDLE_SLACK_DIVISOR: u32 = 4;
+
+/// Which receive threads are quiet: waiting on a socket they found empty,
+/// with no partly filled batch held back. Set by each receiver for itself,
+/// read by the workers.
+pub struct Quiet(Box<[AtomicBool]>);
+
+impl Quiet {
+    /// Flags for `receivers` threads, none quiet.
+    pub fn new(receivers: usize) -> Self {
+        Self((0..receivers).map(|_| AtomicBool::new(false)).collect())
+    }
+
+    /// Receiver `i` is (or is no longer) quiet.
+    pub fn set(&self, i: usize, quiet: bool) {
+        if let Some(flag) = self.0.get(i) {
+            flag.store(quiet, Ordering::Release);
+        }
+    }
+
+    /// Whether receiver `i` is quiet.
+    pub fn get(&self, i: usize) -> bool {
+        self.0.get(i).is_some_and(|f| f.load(Ordering::Acquire))
+    }
+}
 
 /// One held batch and how far it has been released.
 struct Held {
@@ -39,6 +81,8 @@ struct Held {
 /// Why packets are released now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
+    /// No receiver can still send an older packet.
+    Ordered,
     /// The oldest held batch has waited its whole window.
     WindowEnded,
     /// More than the cap of batches is held.
@@ -62,8 +106,12 @@ pub struct Run {
 /// Held batches of one worker, by receiver.
 pub struct Merge {
     queues: Vec<VecDeque<Held>>,
+    /// Newest packet time received from each receiver.
+    seen: Vec<i64>,
     held: usize,
     window: Duration,
+    /// See [`IDLE_SLACK_DIVISOR`].
+    idle_slack: Duration,
     max_batches: usize,
 }
 
@@ -73,8 +121,10 @@ impl Merge {
     pub fn new(receivers: usize, window: Duration, max_batches: usize) -> Self {
         Self {
             queues: (0..receivers.max(1)).map(|_| VecDeque::new()).collect(),
+            seen: vec![i64::MIN; receivers.max(1)],
             held: 0,
             window,
+            idle_slack: window / IDLE_SLACK_DIVISOR,
             max_batches: max_batches.max(1),
         }
     }
@@ -86,9 +136,11 @@ impl Merge {
         if batch.items.is_empty() {
             return Some(batch);
         }
-        let last = self.queues.len() - 1;
-        let queue = &mut self.queues[batch.receiver.min(last)];
-        queue.push_back(Held {
+        let r = batch.receiver.min(self.queues.len() - 1);
+        if let Some(newest) = batch.items.iter().map(|i| i.ts_us).max() {
+            self.seen[r] = self.seen[r].max(newest);
+        }
+        self.queues[r].push_back(Held {
             batch,
             next: 0,
             arrived: now,
@@ -122,10 +174,18 @@ impl Merge {
             .min()
     }
 
-    /// What may be released at `now`: the receiver holding the oldest head
-    /// packet, when the oldest held batch has waited `window`, more than
-    /// `max_batches` are held, or `closed` (no receiver is left).
-    pub fn next_run(&self, now: Instant, closed: bool) -> Option<Run> {
+    /// What may be released: the receiver holding the oldest head packet,
+    /// when no other receiver can send an older one (see the module
+    /// documentation; `idle` answers whether a receiver is idle, and is
+    /// asked only when that decides), the oldest held batch has waited
+    /// `window` at `now`, more than `max_batches` are held, or `closed` (no
+    /// receiver is left).
+    fn next_run(
+        &self,
+        (now, wall_us): (Instant, i64),
+        closed: bool,
+        idle: &mut impl FnMut(usize) -> bool,
+    ) -> Option<Run> {
         let mut oldest: Option<(usize, i64)> = None;
         let mut second = i64::MAX;
         let mut earliest_arrival: Option<Instant> = None;
@@ -146,35 +206,68 @@ impl Merge {
             }
         }
         let (receiver, head_ts) = oldest?;
-        let why = if closed {
-            Release::Closed
+        // The newest packet time no receiver without a packet held here can
+        // still undercut: what it sent last, or, idle, the slack's age.
+        let slack_us = i64::try_from(self.idle_slack.as_micros()).unwrap_or(i64::MAX);
+        let idle_bound = wall_us.saturating_sub(slack_us);
+        let mut bound = i64::MAX;
+        for r in 0..self.queues.len() {
+            if r == receiver || !self.queues[r].is_empty() {
+                continue;
+            }
+            let seen = self.seen[r];
+            if seen >= head_ts.min(bound) {
+                continue;
+            }
+            let can_undercut = if idle_bound > seen && idle(r) {
+                idle_bound
+            } else {
+                seen
+            };
+            bound = bound.min(can_undercut);
+        }
+        let (why, limit) = if head_ts <= bound {
+            (Release::Ordered, second.min(bound))
+        } else if closed {
+            (Release::Closed, second)
         } else if earliest_arrival.is_some_and(|a| now.saturating_duration_since(a) >= self.window)
         {
-            Release::WindowEnded
+            (Release::WindowEnded, second)
         } else if self.held > self.max_batches {
-            Release::HeldCap
+            (Release::HeldCap, second)
         } else {
             return None;
         };
         Some(Run {
             receiver,
-            limit_ts_us: second.max(head_ts),
+            limit_ts_us: limit.max(head_ts),
             why,
         })
     }
 
-    /// Releases every packet that may go at `now`, oldest first across the
-    /// receivers: `process` gets each packet with why it goes now, `done`
-    /// each batch whose last packet went. Returns the packets released.
+    /// Releases every packet that may go at `now` (`wall_us`: the wall
+    /// clock, in microseconds since the epoch as packet times), oldest first
+    /// across the receivers (`idle`: whether a receiver is idle): `process` gets each
+    /// packet with why it goes now, `done` each batch whose last packet
+    /// went. Returns the packets released.
     pub fn release(
         &mut self,
-        now: Instant,
+        (now, wall_us): (Instant, i64),
         closed: bool,
+        idle: impl Fn(usize) -> bool,
         mut process: impl FnMut(&Batch, &Item, Release),
         mut done: impl FnMut(Batch),
     ) -> usize {
+        // Whether a receiver is idle costs a system call: asked once per
+        // receiver per call at most.
+        let mut answers: Vec<Option<bool>> = vec![None; self.queues.len()];
+        let mut idle = |r: usize| match answers.get_mut(r) {
+            Some(Some(known)) => *known,
+            Some(slot) => *slot.insert(idle(r)),
+            None => false,
+        };
         let mut released = 0;
-        while let Some(run) = self.next_run(now, closed) {
+        while let Some(run) = self.next_run((now, wall_us), closed, &mut idle) {
             let Some(queue) = self.queues.get_mut(run.receiver) else {
                 break;
             };
@@ -234,14 +327,24 @@ mod tests {
         b
     }
 
-    /// Releases everything releasable at `now`; returns (packet time, why)
-    /// in release order.
-    fn release(m: &mut Merge, now: Instant, closed: bool) -> Vec<(i64, Release)> {
+    /// The wall clock of the tests: packet time 0 is long past.
+    const WALL_US: i64 = 1_000_000;
+
+    /// Releases everything releasable at `now` (wall clock `wall_us`), with
+    /// the receivers in `idle` idle; returns (packet time, why) in release
+    /// order.
+    fn release_idle(
+        m: &mut Merge,
+        (now, wall_us): (Instant, i64),
+        idle: &[usize],
+        closed: bool,
+    ) -> Vec<(i64, Release)> {
         let mut out = Vec::new();
         let mut done = 0;
         let n = m.release(
-            now,
+            (now, wall_us),
             closed,
+            |r| idle.contains(&r),
             |_, item, why| out.push((item.ts_us, why)),
             |_| done += 1,
         );
@@ -249,12 +352,17 @@ mod tests {
         out
     }
 
+    /// Releases at `now` with no receiver idle.
+    fn release(m: &mut Merge, now: Instant, closed: bool) -> Vec<(i64, Release)> {
+        release_idle(m, (now, WALL_US), &[], closed)
+    }
+
     fn times(released: &[(i64, Release)]) -> Vec<i64> {
         released.iter().map(|(t, _)| *t).collect()
     }
 
     #[test]
-    fn packets_from_several_receivers_come_out_oldest_first_once_the_window_ends() {
+    fn packets_go_oldest_first_as_soon_as_no_receiver_can_undercut_them() {
         let t0 = Instant::now();
         let mut m = Merge::new(3, 10 * MS, 64);
         // Receiver 1's later batch arrives first (it filled up first).
@@ -262,39 +370,70 @@ mod tests {
         assert!(m.push(batch(0, &[10, 30, 50]), t0 + MS).is_none());
         assert!(m.push(batch(2, &[35]), t0 + 2 * MS).is_none());
         assert!(m.push(batch(0, &[55, 70]), t0 + 3 * MS).is_none());
-        // Inside the window nothing goes.
-        assert!(release(&mut m, t0 + 9 * MS, false).is_empty());
+        // While every receiver has a packet here, the oldest goes; once
+        // receiver 2's queue is empty, nothing newer than its 35 may go
+        // before the window ends.
+        let out = release(&mut m, t0 + 9 * MS, false);
+        assert_eq!(times(&out), [10, 20, 30, 35]);
+        assert!(out.iter().all(|(_, why)| *why == Release::Ordered));
         assert_eq!(m.next_expiry(), Some(t0 + 10 * MS));
-        // Then everything held is released oldest first.
+        // Then everything held goes, oldest first.
         let out = release(&mut m, t0 + 20 * MS, false);
-        assert_eq!(times(&out), [10, 20, 30, 35, 40, 41, 50, 55, 60, 70]);
+        assert_eq!(times(&out), [40, 41, 50, 55, 60, 70]);
         assert!(out.iter().all(|(_, why)| *why == Release::WindowEnded));
         assert!(m.is_empty());
         assert_eq!(m.next_expiry(), None);
     }
 
     #[test]
-    fn a_window_ending_releases_only_what_is_older_than_younger_batches_allow() {
+    fn two_busy_receivers_hold_back_only_what_the_other_may_still_undercut() {
         let t0 = Instant::now();
         let mut m = Merge::new(2, 10 * MS, 64);
         m.push(batch(0, &[10, 30]), t0);
-        m.push(batch(1, &[20]), t0 + 8 * MS);
-        // At 10 ms receiver 0's batch has waited its window: the head of
-        // receiver 1 is older than its second packet, so it goes between.
-        // While any held batch's window has ended, the oldest head goes.
-        let out = release(&mut m, t0 + 10 * MS, false);
-        assert_eq!(times(&out), [10, 20, 30]);
-        // A batch arriving later with an older packet is released at once
-        // when its own window ends (the worker counts it as late).
-        m.push(batch(1, &[25]), t0 + 11 * MS);
-        assert!(release(&mut m, t0 + 20 * MS, false).is_empty());
-        assert_eq!(times(&release(&mut m, t0 + 21 * MS, false)), [25]);
+        m.push(batch(1, &[20]), t0);
+        assert_eq!(times(&release(&mut m, t0, false)), [10, 20]);
+        // Receiver 1 sent up to 20: receiver 0's 30 waits for more.
+        assert_eq!(m.held_batches(), 1);
+        m.push(batch(1, &[40]), t0);
+        assert_eq!(times(&release(&mut m, t0, false)), [30]);
+        // A batch arriving later with an older packet (a receiver that fell
+        // behind) still goes in order with what is held.
+        m.push(batch(0, &[35]), t0);
+        assert_eq!(times(&release(&mut m, t0, false)), [35]);
+        assert_eq!(times(&release(&mut m, t0 + 10 * MS, false)), [40]);
+    }
+
+    #[test]
+    fn an_idle_receiver_holds_back_only_what_is_younger_than_the_slack() {
+        let t0 = Instant::now();
+        let mut m = Merge::new(3, 10 * MS, 64);
+        m.push(batch(0, &[10, 20]), t0);
+        // Receivers 1 and 2 have sent nothing: while either may still be
+        // about to, nothing goes.
+        assert!(release_idle(&mut m, (t0, WALL_US), &[1], false).is_empty());
+        // Idle, they hold back only what is younger than the slack.
+        let slack = (10 * MS / IDLE_SLACK_DIVISOR).as_micros() as i64;
+        let out = release_idle(&mut m, (t0, 15 + slack), &[1, 2], false);
+        assert_eq!(out, [(10, Release::Ordered)]);
+        let out = release_idle(&mut m, (t0, 20 + slack), &[1, 2], false);
+        assert_eq!(out, [(20, Release::Ordered)]);
+    }
+
+    #[test]
+    fn quiet_flags_are_per_receiver() {
+        let quiet = Quiet::new(2);
+        quiet.set(1, true);
+        assert!(quiet.get(1) && !quiet.get(0));
+        quiet.set(1, false);
+        quiet.set(7, true);
+        assert!(!quiet.get(1) && !quiet.get(7));
     }
 
     #[test]
     fn the_batch_cap_releases_early_and_closing_releases_everything() {
         let t0 = Instant::now();
-        let mut m = Merge::new(2, Duration::from_secs(3600), 2);
+        // Receiver 2 never sends: it holds everything back.
+        let mut m = Merge::new(3, Duration::from_secs(3600), 2);
         m.push(batch(0, &[5, 6]), t0);
         m.push(batch(1, &[1]), t0);
         assert!(release(&mut m, t0, false).is_empty());

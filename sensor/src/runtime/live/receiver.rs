@@ -11,6 +11,7 @@
 //! wait for a worker.
 
 use super::batch::{BATCH_MAX_AGE, Steer};
+use super::merge::Quiet;
 use super::publish::Publisher;
 use crate::capture::socket::{Datagram, RecvBatch, TunnelSocket};
 use crate::config::PipelineConfig;
@@ -20,17 +21,23 @@ use crate::metrics::Gauges;
 use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Frontend};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Everything a receive thread runs with.
 pub struct Receiver {
-    /// The bound socket.
-    pub socket: TunnelSocket,
+    /// The bound socket (workers ask it whether a datagram is queued).
+    pub socket: Arc<TunnelSocket>,
     /// What the socket receives.
     pub tunnel: UdpTunnel,
     /// Hand-off to the workers.
     pub steer: Steer,
+    /// This receiver's index among all receivers.
+    pub index: usize,
+    /// Where it says it is quiet (waiting on an empty socket with nothing
+    /// held back), for the workers' reorder windows.
+    pub quiet: Arc<Quiet>,
     /// Where the thread publishes its state.
     pub publisher: Publisher,
     /// Datagrams per `recvmmsg` call.
@@ -62,6 +69,8 @@ impl Receiver {
         let mut error_logged = false;
         let local = self.socket.local_addr();
         let mut draining_calls = 0usize;
+        // The last receive call left the socket empty.
+        let mut drained = false;
         loop {
             let stopping = stop.load(Ordering::Relaxed);
             let received = if stopping {
@@ -69,6 +78,14 @@ impl Receiver {
                 self.socket.recv_batch_nowait(&mut batch)
             } else {
                 match self.steer.oldest_pending().map(|t| t.elapsed()) {
+                    None if drained => {
+                        // Nothing held back and the socket was empty: what
+                        // comes now arrives after this moment.
+                        self.quiet.set(self.index, true);
+                        let received = self.socket.recv_batch(&mut batch);
+                        self.quiet.set(self.index, false);
+                        received
+                    }
                     None => self.socket.recv_batch(&mut batch),
                     // A partly filled batch waits at most BATCH_MAX_AGE: wait
                     // for more only that long (0 received flushes it below).
@@ -93,6 +110,7 @@ impl Receiver {
                     0
                 }
             };
+            drained = n < self.batch_datagrams;
             if n == 0 {
                 if stopping {
                     break;
@@ -112,6 +130,8 @@ impl Receiver {
             }
         }
         self.steer.flush_blocking();
+        // Nothing more comes from this thread.
+        self.quiet.set(self.index, true);
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
         note_socket_drops(&self.socket, &mut kernel_drops_seen, &mut fe.counters);

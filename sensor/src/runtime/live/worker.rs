@@ -10,8 +10,10 @@
 //! not: count decapsulation anomalies (the receiver did, once).
 
 use super::batch::{Batch, Item, Source, recycle};
-use super::merge::{Merge, Release};
+use super::merge::{Merge, Quiet, Release};
 use super::publish::Publisher;
+use super::receiver::wall_clock_us;
+use crate::capture::socket::TunnelSocket;
 use crate::config::PipelineConfig;
 use crate::decap::tunnel::TunnelContext;
 use crate::decap::{Decoded, Decoder};
@@ -20,16 +22,25 @@ use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nucleus_proto::Record;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a worker waits for a batch before it counts as idle.
 pub const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How often a worker holding packets for reordering looks whether the
+/// receivers that hold them back have gone idle.
+const IDLE_CHECK: Duration = Duration::from_millis(1);
 /// Most records per message to the output thread.
 pub const RECORD_CHUNK: usize = 1024;
 
 /// A worker's reorder window (see [`merge`](super::merge)).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Reorder {
+    /// Which receivers are quiet.
+    pub quiet: Arc<Quiet>,
+    /// Each receiver's socket, by receiver index (to ask whether a quiet
+    /// one holds a datagram).
+    pub sockets: Vec<Arc<TunnelSocket>>,
     /// Receive threads sending to the worker.
     pub receivers: usize,
     /// How long each batch is held.
@@ -137,19 +148,25 @@ impl WorkerThread {
             decoder,
             records: &self.records,
         };
-        let mut merge = self
+        let reorder = self
             .reorder
-            .filter(|r| r.receivers > 1 && !r.window.is_zero())
-            .map(|r| Merge::new(r.receivers, r.window, r.max_batches));
+            .filter(|r| r.receivers > 1 && !r.window.is_zero());
+        let mut merge = reorder.map(|r| {
+            let merge = Merge::new(r.receivers, r.window, r.max_batches);
+            (merge, r.quiet, r.sockets)
+        });
         let mut publisher = self.publisher;
         let mut closed = false;
         while !closed {
-            let wait = merge
-                .as_ref()
-                .and_then(Merge::next_expiry)
-                .map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
+            // Holding packets, look again at least every IDLE_CHECK: a
+            // receiver that holds them back may have gone idle.
+            let wait = merge.as_ref().map_or(IDLE_WAIT, |(m, ..)| {
+                m.next_expiry().map_or(IDLE_WAIT, |at| {
+                    at.saturating_duration_since(Instant::now()).min(IDLE_CHECK)
+                })
+            });
             match self.batches.recv_timeout(wait) {
-                Ok(batch) => match merge.as_mut() {
+                Ok(batch) => match merge.as_mut().map(|(m, ..)| m) {
                     None => {
                         let started = Instant::now();
                         for item in &batch.items {
@@ -175,7 +192,7 @@ impl WorkerThread {
                     }
                 },
                 Err(RecvTimeoutError::Timeout) => {
-                    if merge.as_ref().is_none_or(Merge::is_empty) {
+                    if merge.as_ref().is_none_or(|(m, ..)| m.is_empty()) {
                         shard.idle();
                         let active = shard.worker.gauges();
                         publisher.publish(&shard.worker.counters, active);
@@ -183,8 +200,10 @@ impl WorkerThread {
                 }
                 Err(RecvTimeoutError::Disconnected) => closed = true,
             }
-            if let Some(m) = merge.as_mut() {
-                release(m, closed, &mut shard, &mut publisher, &self.pool);
+            if let Some((m, quiet, sockets)) = merge.as_mut() {
+                let idle =
+                    |r: usize| quiet.get(r) && sockets.get(r).is_some_and(|s| !s.has_queued());
+                release(m, idle, closed, &mut shard, &mut publisher, &self.pool);
             }
             let active = shard.worker.gauges();
             publisher.maybe_publish(&shard.worker.counters, active);
@@ -198,6 +217,7 @@ impl WorkerThread {
 /// Processes every packet the merge lets go at this moment, oldest first.
 fn release(
     merge: &mut Merge,
+    idle: impl Fn(usize) -> bool,
     closed: bool,
     shard: &mut Shard<'_>,
     publisher: &mut Publisher,
@@ -205,8 +225,9 @@ fn release(
 ) {
     let started = Instant::now();
     let released = merge.release(
-        started,
+        (started, wall_clock_us()),
         closed,
+        idle,
         |batch, item, why| {
             shard.process(batch, item);
             if why == Release::HeldCap {
