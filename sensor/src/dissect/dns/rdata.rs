@@ -7,6 +7,11 @@
 //! the data in the generic form). Does not: read the record's fixed part
 //! (`message.rs`).
 //!
+//! Layout: this file reads each type's fields and lays them out; the byte
+//! encodings (escaped strings, hex, base64, base32hex) are in
+//! `rdata/encode.rs`, the DNSSEC fields (type bitmaps, times, salts) in
+//! `rdata/dnssec.rs`, and the SVCB/HTTPS SvcParams in `rdata/svcb.rs`.
+//!
 //! The format is the zone-file presentation format of each type's RFC
 //! (what `dig` prints), with two house rules: names have no trailing dot
 //! (the root is `.`), and a type without a specific format, or whose data
@@ -45,12 +50,18 @@
 //! - Everything else (NULL, OPT, TSIG, TKEY, unknown types): `\# <len>
 //!   <hex>`, `\# 0` when empty.
 
+mod dnssec;
+mod encode;
+mod svcb;
+
 use nucleus_proto::{push_ipv4, push_ipv6};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
-use super::message::{Malformed, push_decimal3, read_name};
-use super::names;
+use super::message::{Malformed, read_name};
+use dnssec::{push_salt, push_time, push_type_bitmaps, type_text};
+use encode::{push_base32hex, push_base64, push_escaped, push_hex, push_quoted};
+use svcb::push_svc_param;
 
 /// The RDATA of one record of type `rtype`, at `start..start + len` of
 /// `msg`, in presentation format.
@@ -319,242 +330,6 @@ impl<'a> Rd<'a> {
         }
         self.pos = next;
         Ok(name.text)
-    }
-}
-
-fn type_text(t: u16) -> String {
-    names::rtype_name(t).map_or_else(|| format!("TYPE{t}"), str::to_owned)
-}
-
-/// Bytes of a character-string, escaped, without quotes.
-fn push_escaped(out: &mut String, s: &[u8]) {
-    for &b in s {
-        match b {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                out.push('\\');
-                push_decimal3(out, b);
-            }
-        }
-    }
-}
-
-/// A character-string in double quotes.
-fn push_quoted(out: &mut String, s: &[u8]) {
-    out.push('"');
-    push_escaped(out, s);
-    out.push('"');
-}
-
-fn push_hex(out: &mut String, b: &[u8]) {
-    for byte in b {
-        write!(out, "{byte:02X}").ok();
-    }
-}
-
-fn push_salt(out: &mut String, salt: &[u8]) {
-    if salt.is_empty() {
-        out.push('-');
-    } else {
-        push_hex(out, salt);
-    }
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-pub fn push_base64(out: &mut String, b: &[u8]) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in b.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let index = (n >> (18 - 6 * i)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-}
-
-/// Base32 with the extended hex alphabet, no padding (RFC 5155 §3.3).
-fn push_base32hex(out: &mut String, b: &[u8]) {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for &x in b {
-        acc = (acc << 8) | u32::from(x);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 0x1f) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 0x1f) as usize]));
-    }
-}
-
-/// The type bitmaps of NSEC and NSEC3 (RFC 4034 §4.1.2), each type with a
-/// leading space.
-fn push_type_bitmaps(out: &mut String, mut b: &[u8]) -> Result<(), Malformed> {
-    while !b.is_empty() {
-        let (&window, &len) = match b {
-            [w, l, ..] => (w, l),
-            _ => return Err(Malformed("rdata_bad_bitmap")),
-        };
-        let len = usize::from(len);
-        if len == 0 || len > 32 {
-            return Err(Malformed("rdata_bad_bitmap"));
-        }
-        let map = b.get(2..2 + len).ok_or(Malformed("rdata_bad_bitmap"))?;
-        for (i, byte) in map.iter().enumerate() {
-            for bit in 0..8u16 {
-                if byte & (0x80 >> bit) != 0 {
-                    let t = u16::from(window) * 256 + (i as u16) * 8 + bit;
-                    out.push(' ');
-                    out.push_str(&type_text(t));
-                }
-            }
-        }
-        b = b.get(2 + len..).unwrap_or_default();
-    }
-    Ok(())
-}
-
-/// `YYYYMMDDHHmmSS` (UTC) of seconds since the epoch.
-fn push_time(out: &mut String, secs: u32) {
-    let days = i64::from(secs / 86_400);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    write!(
-        out,
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-    .ok();
-}
-
-/// One SvcParam of SVCB/HTTPS (RFC 9460 §7).
-fn push_svc_param(out: &mut String, key: u16, v: &[u8]) -> Result<(), Malformed> {
-    let bad = Malformed("rdata_bad_svcparam");
-    match key {
-        0 => {
-            out.push_str("mandatory=");
-            if v.is_empty() || !v.len().is_multiple_of(2) {
-                return Err(bad);
-            }
-            let keys: Vec<String> = v
-                .chunks(2)
-                .map(|k| svc_key_name(u16::from_be_bytes([k[0], k[1]])))
-                .collect();
-            out.push_str(&keys.join(","));
-        }
-        1 => {
-            out.push_str("alpn=");
-            let mut rest = v;
-            let mut first = true;
-            if rest.is_empty() {
-                return Err(bad);
-            }
-            while let Some((&len, tail)) = rest.split_first() {
-                let id = tail.get(..usize::from(len)).ok_or(bad)?;
-                if id.is_empty() {
-                    return Err(bad);
-                }
-                if !first {
-                    out.push(',');
-                }
-                first = false;
-                for &b in id {
-                    match b {
-                        b',' | b'\\' => {
-                            out.push('\\');
-                            out.push(char::from(b));
-                        }
-                        0x21..=0x7e if b != b'"' => out.push(char::from(b)),
-                        _ => {
-                            out.push('\\');
-                            push_decimal3(out, b);
-                        }
-                    }
-                }
-                rest = tail.get(usize::from(len)..).unwrap_or_default();
-            }
-        }
-        2 => {
-            if !v.is_empty() {
-                return Err(bad);
-            }
-            out.push_str("no-default-alpn");
-        }
-        3 => {
-            let port: [u8; 2] = v.try_into().map_err(|_| bad)?;
-            write!(out, "port={}", u16::from_be_bytes(port)).ok();
-        }
-        4 => {
-            if v.is_empty() || !v.len().is_multiple_of(4) {
-                return Err(bad);
-            }
-            let addrs: Vec<String> = v
-                .chunks(4)
-                .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string())
-                .collect();
-            write!(out, "ipv4hint={}", addrs.join(",")).ok();
-        }
-        5 => {
-            out.push_str("ech=");
-            push_base64(out, v);
-        }
-        6 => {
-            if v.is_empty() || !v.len().is_multiple_of(16) {
-                return Err(bad);
-            }
-            let addrs: Vec<String> = v
-                .chunks(16)
-                .filter_map(|a| <[u8; 16]>::try_from(a).ok())
-                .map(|a| Ipv6Addr::from(a).to_string())
-                .collect();
-            write!(out, "ipv6hint={}", addrs.join(",")).ok();
-        }
-        _ => {
-            write!(out, "key{key}").ok();
-            if !v.is_empty() {
-                out.push('=');
-                push_quoted(out, v);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn svc_key_name(key: u16) -> String {
-    match key {
-        0 => "mandatory".into(),
-        1 => "alpn".into(),
-        2 => "no-default-alpn".into(),
-        3 => "port".into(),
-        4 => "ipv4hint".into(),
-        5 => "ech".into(),
-        6 => "ipv6hint".into(),
-        k => format!("key{k}"),
     }
 }
 
