@@ -2,6 +2,7 @@
 
 use super::testutil::*;
 use super::*;
+use crate::dissect::{Probe, ProbeInput};
 use sha2::{Digest as _, Sha256};
 
 const RSA_DER: &[u8] = include_bytes!("testdata/rsa.der");
