@@ -10,19 +10,21 @@
 //! oldest first across the receive threads' queues (a merge of sorted runs:
 //! each thread's packets are already in order). The oldest held packet goes
 //! as soon as no other receiver can still send an older one: each receiver
-//! either has a packet held here, already sent one at least as new (its
-//! packets come in order), or is [`Quiet`] (waiting on an empty socket with
-//! nothing held back) and the packet is older than the quiet slack (a
-//! quarter of the window). Held
-//! that way, a busy worker keeps about one batch per receiver, in the
-//! cache. Whatever still waits goes when its batch has been held
-//! `live.reorder_window`.
+//! either has a packet held here, already sent one at least as new, or is
+//! idle: [`Quiet`] (blocked on a socket it found empty, with no partly
+//! filled batch), its socket still empty, and the packet older than the
+//! idle slack (a quarter of the window). Held that way, a busy worker keeps
+//! about one batch per receiver, still in the cache. What waits behind a
+//! receiver that fell behind (a thread waiting for a CPU) goes when its
+//! batch has been held `live.reorder_window`.
 //!
-//! Owns: the held batches, one FIFO per receive thread, and the release
-//! rule. Input: [`Batch`]es tagged with their receiver, the monotonic time.
-//! Output: which receiver's head packet goes next ([`Merge::next_run`]) and
-//! finished batches to recycle. Does not: decode or process packets (the
-//! worker does), or wait (the worker sleeps until [`Merge::next_expiry`]).
+//! Owns: the held batches, one FIFO per receive thread, what each receiver
+//! sent last, and the release rule. Input: [`Batch`]es tagged with their
+//! receiver, the monotonic and wall clocks, whether a receiver is idle.
+//! Output: packets in release order and finished batches to recycle
+//! ([`Merge::release`]). Does not: decode or process packets (the worker
+//! does), read the quiet flags or sockets (the worker answers `idle`), or
+//! wait (the worker sleeps until [`Merge::next_expiry`] at most).
 //!
 //! Bounds: at most `live.reorder_max_batches` batches are held; beyond that
 //! the oldest packets are released before their window ends (counted as
@@ -116,8 +118,8 @@ pub struct Merge {
 }
 
 impl Merge {
-    /// A merge over `receivers` receive threads that holds each batch for
-    /// `window` and at most `max_batches` batches (at least 1).
+    /// A merge over `receivers` receive threads that holds a batch for at
+    /// most `window` and at most `max_batches` batches (at least 1).
     pub fn new(receivers: usize, window: Duration, max_batches: usize) -> Self {
         Self {
             queues: (0..receivers.max(1)).map(|_| VecDeque::new()).collect(),
@@ -206,8 +208,9 @@ impl Merge {
             }
         }
         let (receiver, head_ts) = oldest?;
-        // The newest packet time no receiver without a packet held here can
-        // still undercut: what it sent last, or, idle, the slack's age.
+        // The newest packet time that no receiver without a packet held
+        // here can still undercut: what it sent last, or, idle, the slack's
+        // age. It stops the head's run too, not only the head.
         let slack_us = i64::try_from(self.idle_slack.as_micros()).unwrap_or(i64::MAX);
         let idle_bound = wall_us.saturating_sub(slack_us);
         let mut bound = i64::MAX;
@@ -216,7 +219,8 @@ impl Merge {
                 continue;
             }
             let seen = self.seen[r];
-            if seen >= head_ts.min(bound) {
+            // Past the other heads it limits nothing.
+            if seen >= second.min(bound) {
                 continue;
             }
             let can_undercut = if idle_bound > seen && idle(r) {
@@ -246,10 +250,10 @@ impl Merge {
     }
 
     /// Releases every packet that may go at `now` (`wall_us`: the wall
-    /// clock, in microseconds since the epoch as packet times), oldest first
-    /// across the receivers (`idle`: whether a receiver is idle): `process` gets each
-    /// packet with why it goes now, `done` each batch whose last packet
-    /// went. Returns the packets released.
+    /// clock, in microseconds since the epoch as packet times), oldest
+    /// first across the receivers (`idle`: whether a receiver is idle):
+    /// `process` gets each packet with why it goes now, `done` each batch
+    /// whose last packet went. Returns the packets released.
     pub fn release(
         &mut self,
         (now, wall_us): (Instant, i64),
@@ -417,6 +421,27 @@ mod tests {
         assert_eq!(out, [(10, Release::Ordered)]);
         let out = release_idle(&mut m, (t0, 20 + slack), &[1, 2], false);
         assert_eq!(out, [(20, Release::Ordered)]);
+    }
+
+    #[test]
+    fn what_a_receiver_sent_last_stops_another_receivers_run() {
+        let t0 = Instant::now();
+        let mut m = Merge::new(3, 10 * MS, 64);
+        // Receiver 2 is idle throughout, receiver 0 at first.
+        m.push(batch(1, &[15]), t0);
+        m.push(batch(0, &[5]), t0);
+        let out = release_idle(&mut m, (t0, WALL_US), &[0, 2], false);
+        assert_eq!(times(&out), [5, 15]);
+        // Receiver 0 wakes with packets from before 15 (late: they go at
+        // once) and after it. Receiver 1 has sent up to 15 and may still
+        // send 16: receiver 0's packets after 15 wait, though its head is
+        // older than what receiver 1 sent.
+        m.push(batch(0, &[10, 12, 20, 30]), t0);
+        let out = release_idle(&mut m, (t0, WALL_US), &[2], false);
+        assert_eq!(times(&out), [10, 12]);
+        m.push(batch(1, &[25]), t0);
+        let out = release_idle(&mut m, (t0, WALL_US), &[2], false);
+        assert_eq!(times(&out), [20, 25]);
     }
 
     #[test]
