@@ -1,10 +1,12 @@
 //! A flow worker thread: batches from every receiver → flows of its shard
 //! → records to the output thread.
 //!
-//! Owns: its shard's flows ([`Worker`]) and their clock. Time is the
-//! packets' own; when no batch comes for [`IDLE_WAIT`], time advances by the
-//! wall clock elapsed since the last packet, so flows still end on a quiet
-//! network. Input: [`Batch`]es. Output: sorted records per sweep, in chunks
+//! Owns: its shard's flows ([`Worker`]), their clock, and, fed by several
+//! receivers, its reorder window ([`Merge`]: packets released in time
+//! order; `packet_late` counts one processed after a later one). Time is
+//! the packets' own; when no batch comes for [`IDLE_WAIT`], time advances
+//! by the wall clock elapsed since the last packet, so flows still end on a
+//! quiet network. Input: [`Batch`]es. Output: sorted records per sweep, in chunks
 //! of at most [`RECORD_CHUNK`], sent with a blocking send (nothing accepted
 //! is lost; back-pressure reaches the receivers, which drop and count). Does
 //! not: count decapsulation anomalies (the receiver did, once).
