@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::{DissectConfig, ReassemblyConfig};
-use crate::dissect::{AppEvent, Transports};
+use crate::dissect::{AppEvent, Probe, ProbeInput, Transports};
 use std::cell::RefCell;
 
 thread_local! {
