@@ -16,10 +16,15 @@
 //! Does not: read the wire format (`message.rs`), format record data
 //! (`rdata.rs`), or name numbers (`names.rs`). Names keep the case they
 //! were sent in.
+//!
+//! Layout: this file holds the dissector and pairs queries with
+//! responses; the probe is in `probe.rs`, the TCP framing in `tcp.rs`.
 
 mod message;
 mod names;
+mod probe;
 mod rdata;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
@@ -27,10 +32,10 @@ use std::collections::VecDeque;
 
 use nucleus_proto::DnsRecord;
 
-use self::message::{HEADER_LEN, Header, Message, Question};
-use super::{
-    AppEvent, Context, Dissector, L4, Limits, Probe, ProbeInput, Protocol, Transports, Want,
-};
+use self::message::{Header, Message, Question};
+use self::probe::probe;
+use self::tcp::{Framing, TcpDir};
+use super::{AppEvent, Context, Dissector, L4, Limits, Protocol, Transports, Want};
 use crate::packet::Direction;
 
 /// The DNS protocol.
@@ -44,111 +49,6 @@ pub static PROTOCOL: Protocol = Protocol {
     probe,
     new,
 };
-
-/// Ports where a message with an unusual opcode, or a bare header, is
-/// still taken for DNS (DNS, mDNS, LLMNR).
-const DNS_PORTS: &[u16] = &[53, 5353, 5355];
-
-/// Most questions a plausible message carries (real ones carry one).
-const MAX_PROBE_QUESTIONS: u16 = 4;
-
-fn probe(input: &ProbeInput<'_>) -> Probe {
-    let on_dns_port = DNS_PORTS.contains(&input.ports.0) || DNS_PORTS.contains(&input.ports.1);
-    match input.l4 {
-        L4::Udp => {
-            if plausible(input.data, true, on_dns_port) {
-                Probe::Match
-            } else if on_dns_port {
-                // Junk on a DNS port: the next datagrams may still be DNS.
-                Probe::NeedMore
-            } else {
-                Probe::NoMatch
-            }
-        }
-        L4::Tcp => {
-            let Some(len) = input.data.get(..2) else {
-                return Probe::NeedMore;
-            };
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            if len < HEADER_LEN {
-                return Probe::NoMatch;
-            }
-            let body = input.data.get(2..).unwrap_or_default();
-            if body.len() < HEADER_LEN {
-                return Probe::NeedMore;
-            }
-            let complete = body.len() >= len;
-            let msg = body.get(..len).unwrap_or(body);
-            if plausible(msg, complete, on_dns_port) {
-                Probe::Match
-            } else if !complete && header_plausible(msg, on_dns_port) {
-                // The questions may end beyond what has arrived.
-                Probe::NeedMore
-            } else {
-                Probe::NoMatch
-            }
-        }
-    }
-}
-
-/// The header alone could start a DNS message.
-fn header_plausible(msg: &[u8], on_dns_port: bool) -> bool {
-    let Some(h) = Header::parse(msg) else {
-        return false;
-    };
-    if !on_dns_port && !names::known_opcode(h.opcode) {
-        return false;
-    }
-    if h.qdcount > MAX_PROBE_QUESTIONS {
-        return false;
-    }
-    // Every record takes at least 11 bytes, every question 5: counts the
-    // message cannot hold are not DNS (random bytes have huge counts).
-    let min_len = HEADER_LEN
-        + 5 * usize::from(h.qdcount)
-        + 11 * (usize::from(h.ancount) + usize::from(h.nscount) + usize::from(h.arcount));
-    if min_len > 65_535 {
-        return false;
-    }
-    // A query carries a question (an empty one is seen only on DNS ports).
-    if h.qdcount == 0 && !on_dns_port {
-        return h.qr && h.ancount > 0;
-    }
-    true
-}
-
-/// `msg` (all of it when `complete`, else its beginning) looks like a DNS
-/// message: a plausible header, and questions (and, when complete, every
-/// record) that parse.
-fn plausible(msg: &[u8], complete: bool, on_dns_port: bool) -> bool {
-    if !header_plausible(msg, on_dns_port) {
-        return false;
-    }
-    if complete {
-        // Only the header and questions can make `parse` fail; an anomaly
-        // in the records rules the message out off the DNS ports alone. On
-        // them the questions decide, and the answers are not built twice
-        // (the dissector parses the message again).
-        if on_dns_port {
-            message::check_questions(msg).is_ok()
-        } else {
-            message::parse(msg).is_ok_and(|m| m.anomalies.is_empty())
-        }
-    } else {
-        match message::check_questions(msg) {
-            Ok(_) => true,
-            // A question name still running when the probe's bytes end:
-            // a kilobyte of well-formed labels is DNS (random bytes fail
-            // the label rules within a few labels).
-            Err(message::Malformed("name_truncated")) => msg.len() >= MIN_LONG_NAME_PROBE,
-            Err(_) => false,
-        }
-    }
-}
-
-/// Bytes of a message whose question name has not ended yet after which a
-/// TCP probe accepts it.
-const MIN_LONG_NAME_PROBE: usize = 1024;
 
 fn new(limits: &Limits, l4: L4) -> Box<dyn Dissector> {
     Box::new(Dns {
@@ -167,30 +67,6 @@ struct Pending {
     ts_us: i64,
     header: Header,
     question: Option<Question>,
-}
-
-/// Where a TCP direction stands in its stream of length-prefixed messages.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// At a message boundary, or inside a message being buffered.
-    #[default]
-    Aligned,
-    /// Inside a message that is being skipped (too large, or partly lost):
-    /// this many bytes remain.
-    Skipping(usize),
-    /// Framing was lost in a gap: the next data must start a plausible
-    /// message to be read.
-    Resync,
-    /// Framing could not be recovered: the direction is ignored.
-    Hopeless,
-}
-
-/// One TCP direction's framing state.
-#[derive(Debug, Default)]
-struct TcpDir {
-    framing: Framing,
-    /// The current message, length prefix included, as far as it arrived.
-    buf: Vec<u8>,
 }
 
 /// The dissector of one flow.
@@ -218,37 +94,7 @@ impl Dissector for Dns {
         if self.l4 == L4::Udp {
             return Want::More;
         }
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        let d = &mut self.tcp[dir as usize];
-        d.framing = match d.framing {
-            Framing::Hopeless => Framing::Hopeless,
-            Framing::Resync => Framing::Resync,
-            Framing::Skipping(n) if len < n => Framing::Skipping(n - len),
-            Framing::Skipping(n) if len == n => Framing::Aligned,
-            Framing::Skipping(_) => Framing::Resync,
-            Framing::Aligned => match d.buf.get(..2) {
-                Some(&[hi, lo]) => {
-                    // Inside a message of known length: it is lost, but the
-                    // next one starts where it ends.
-                    cx.anomaly("message_lost_in_gap");
-                    let total = 2 + usize::from(u16::from_be_bytes([hi, lo]));
-                    let remaining = total.saturating_sub(d.buf.len());
-                    d.buf.clear();
-                    if len < remaining {
-                        Framing::Skipping(remaining - len)
-                    } else if len == remaining {
-                        Framing::Aligned
-                    } else {
-                        Framing::Resync
-                    }
-                }
-                _ => {
-                    d.buf.clear();
-                    Framing::Resync
-                }
-            },
-        };
-        self.want()
+        self.tcp_gap(cx, dir, len)
     }
 
     fn close(&mut self, cx: &mut Context<'_>) {
@@ -264,111 +110,6 @@ impl Dissector for Dns {
 }
 
 impl Dns {
-    /// Done once neither TCP direction can be read any more.
-    fn want(&self) -> Want {
-        if self.tcp.iter().all(|d| d.framing == Framing::Hopeless) {
-            Want::Done
-        } else {
-            Want::More
-        }
-    }
-
-    fn tcp_data(&mut self, cx: &mut Context<'_>, dir: Direction, mut data: &[u8]) -> Want {
-        let max = self.limits.max_buffered_bytes;
-        while !data.is_empty() {
-            let d = &mut self.tcp[dir as usize];
-            match d.framing {
-                Framing::Hopeless => break,
-                Framing::Skipping(n) => {
-                    let k = n.min(data.len());
-                    data = data.get(k..).unwrap_or_default();
-                    d.framing = if k == n {
-                        Framing::Aligned
-                    } else {
-                        Framing::Skipping(n - k)
-                    };
-                }
-                Framing::Resync => {
-                    // The data after a gap is read only if it starts a
-                    // plausible message; what it holds is judged as a probe
-                    // would (the buffer keeps the start across calls).
-                    let keep = data.len().min(max.saturating_sub(d.buf.len()));
-                    d.buf
-                        .extend_from_slice(data.get(..keep).unwrap_or_default());
-                    let input = ProbeInput {
-                        l4: L4::Tcp,
-                        dir,
-                        ports: (53, 53),
-                        data: &d.buf,
-                    };
-                    match probe(&input) {
-                        Probe::Match => {
-                            d.framing = Framing::Aligned;
-                            cx.anomaly("resynchronised_after_gap");
-                            let buffered = std::mem::take(&mut d.buf);
-                            let rest = data.get(keep..).unwrap_or_default();
-                            self.tcp_data(cx, dir, &buffered);
-                            return self.tcp_data(cx, dir, rest);
-                        }
-                        Probe::NeedMore if keep == data.len() && d.buf.len() < max => {}
-                        _ => {
-                            cx.anomaly("framing_lost");
-                            d.buf = Vec::new();
-                            d.framing = Framing::Hopeless;
-                        }
-                    }
-                    break;
-                }
-                Framing::Aligned => {
-                    // The length prefix first, then the message.
-                    if d.buf.len() < 2 {
-                        let k = (2 - d.buf.len()).min(data.len());
-                        d.buf.extend_from_slice(data.get(..k).unwrap_or_default());
-                        data = data.get(k..).unwrap_or_default();
-                        if d.buf.len() < 2 {
-                            break;
-                        }
-                    }
-                    let len = match d.buf.get(..2) {
-                        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
-                        _ => 0,
-                    };
-                    if len == 0 {
-                        cx.anomaly("empty_tcp_message");
-                        d.buf.clear();
-                        continue;
-                    }
-                    if 2 + len > max {
-                        cx.anomaly("message_over_buffer_cap");
-                        d.buf.clear();
-                        d.framing = Framing::Skipping(len);
-                        continue;
-                    }
-                    let need = 2 + len - d.buf.len();
-                    let k = need.min(data.len());
-                    let chunk = data.get(..k).unwrap_or_default();
-                    data = data.get(k..).unwrap_or_default();
-                    if d.buf.len() == 2 && k == need {
-                        // The whole message is in this chunk: no copy.
-                        d.buf.clear();
-                        self.message(cx, chunk);
-                        continue;
-                    }
-                    d.buf.extend_from_slice(chunk);
-                    if k == need {
-                        let buf = std::mem::take(&mut d.buf);
-                        self.message(cx, buf.get(2..).unwrap_or_default());
-                        // Keep the allocation for the next message.
-                        let d = &mut self.tcp[dir as usize];
-                        d.buf = buf;
-                        d.buf.clear();
-                    }
-                }
-            }
-        }
-        self.want()
-    }
-
     /// One whole message.
     fn message(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         let m = match message::parse(bytes) {

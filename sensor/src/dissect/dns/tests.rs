@@ -7,6 +7,7 @@ use nucleus_proto::{DnsRecord, Mnemonic};
 use super::message::{self, read_name};
 use super::rdata::present;
 use super::*;
+use crate::dissect::{Probe, ProbeInput};
 
 /// Builds messages for the tests.
 struct Msg(Vec<u8>);
