@@ -17,7 +17,7 @@
 //!   (`live.reorder_window`) must put the packets back in time order: the
 //!   records again equal `sensor pcap`'s, and no packet counts as late.
 //!   `DIRECTION_PORTS_REORDER_WINDOW=0s` turns the window off, to see this
-//!   test fail without it (on the 2-CPU VM: 108 differences in 64
+//!   test fail without it (on the 2-CPU VM: 72 to 108 differences in 64
 //!   connections).
 //!
 //! All run on a warmed sensor: first every socket sends one SYN to another
