@@ -185,7 +185,6 @@ impl LiveSensor {
         let reorder = worker::Reorder {
             quiet: Arc::clone(&quiet),
             sockets: sockets.iter().map(|(_, s)| Arc::clone(s)).collect(),
-            receivers: sockets.len(),
             window: live.reorder_window,
             max_batches: live.reorder_max_batches,
         };
@@ -223,7 +222,6 @@ impl LiveSensor {
                 socket,
                 tunnel,
                 steer: Steer::new(index, senders.clone(), pool_rx.clone()),
-                index,
                 quiet: Arc::clone(&quiet),
                 publisher: Publisher::register(&stats, name.clone(), ThreadRole::Receiver),
                 batch_datagrams: live.batch_datagrams,

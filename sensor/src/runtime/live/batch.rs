@@ -158,13 +158,26 @@ impl Steer {
         }
     }
 
-    /// Sends every batch older than [`BATCH_MAX_AGE`] (all non-empty ones
-    /// when `all`).
+    /// This receiver's index among all receivers.
+    pub fn receiver(&self) -> usize {
+        self.receiver
+    }
+
+    /// Takes worker `i`'s filling batch to send, stamped with this
+    /// receiver's index.
+    fn take_filling(&mut self, i: usize) -> Batch {
+        let mut b = std::mem::take(&mut self.filling[i]);
+        b.receiver = self.receiver;
+        b
+    }
+
     /// When the oldest packet waiting in a partly filled batch arrived.
     pub fn oldest_pending(&self) -> Option<Instant> {
         self.filling.iter().filter_map(|b| b.first).min()
     }
 
+    /// Sends every batch older than [`BATCH_MAX_AGE`] (all non-empty ones
+    /// when `all`).
     pub fn flush(&mut self, all: bool) {
         for i in 0..self.filling.len() {
             let due = match self.filling[i].first {
@@ -184,8 +197,7 @@ impl Steer {
             if self.filling[i].items.is_empty() {
                 continue;
             }
-            let mut b = std::mem::take(&mut self.filling[i]);
-            b.receiver = self.receiver;
+            let b = self.take_filling(i);
             let lost = b.items.len() as u64;
             if self.senders[i].send(b).is_err() {
                 self.dropped += lost;
@@ -194,8 +206,7 @@ impl Steer {
     }
 
     fn send(&mut self, i: usize) {
-        let mut b = std::mem::take(&mut self.filling[i]);
-        b.receiver = self.receiver;
+        let b = self.take_filling(i);
         match self.senders[i].try_send(b) {
             Ok(()) => {
                 let mut fresh = self.pool.try_recv().unwrap_or_default();

@@ -99,7 +99,8 @@ pub struct Run {
     /// The receiver whose head packet is the oldest held.
     pub receiver: usize,
     /// Its packets go while their time is at most this (the next head of
-    /// another receiver) and its current batch lasts.
+    /// another receiver, or what a receiver without held packets can still
+    /// undercut) and its current batch lasts.
     pub limit_ts_us: i64,
     /// Why they go now.
     pub why: Release,
@@ -110,6 +111,9 @@ pub struct Merge {
     queues: Vec<VecDeque<Held>>,
     /// Newest packet time received from each receiver.
     seen: Vec<i64>,
+    /// Whether each receiver is idle, asked at most once per
+    /// [`release`](Self::release) call (kept to reuse its allocation).
+    idle_answers: Vec<Option<bool>>,
     held: usize,
     window: Duration,
     /// See [`IDLE_SLACK_DIVISOR`].
@@ -124,6 +128,7 @@ impl Merge {
         Self {
             queues: (0..receivers.max(1)).map(|_| VecDeque::new()).collect(),
             seen: vec![i64::MIN; receivers.max(1)],
+            idle_answers: vec![None; receivers.max(1)],
             held: 0,
             window,
             idle_slack: window / IDLE_SLACK_DIVISOR,
@@ -264,7 +269,8 @@ impl Merge {
     ) -> usize {
         // Whether a receiver is idle costs a system call: asked once per
         // receiver per call at most.
-        let mut answers: Vec<Option<bool>> = vec![None; self.queues.len()];
+        let mut answers = std::mem::take(&mut self.idle_answers);
+        answers.fill(None);
         let mut idle = |r: usize| match answers.get_mut(r) {
             Some(Some(known)) => *known,
             Some(slot) => *slot.insert(idle(r)),
@@ -297,6 +303,7 @@ impl Merge {
                 }
             }
         }
+        self.idle_answers = answers;
         released
     }
 }

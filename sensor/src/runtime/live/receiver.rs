@@ -31,10 +31,8 @@ pub struct Receiver {
     pub socket: Arc<TunnelSocket>,
     /// What the socket receives.
     pub tunnel: UdpTunnel,
-    /// Hand-off to the workers.
+    /// Hand-off to the workers (it knows this receiver's index).
     pub steer: Steer,
-    /// This receiver's index among all receivers.
-    pub index: usize,
     /// Where it says it is quiet (waiting on an empty socket with nothing
     /// held back), for the workers' reorder windows.
     pub quiet: Arc<Quiet>,
@@ -81,9 +79,9 @@ impl Receiver {
                     None if drained => {
                         // Nothing held back and the socket was empty: what
                         // comes now arrives after this moment.
-                        self.quiet.set(self.index, true);
+                        self.quiet.set(self.steer.receiver(), true);
                         let received = self.socket.recv_batch(&mut batch);
-                        self.quiet.set(self.index, false);
+                        self.quiet.set(self.steer.receiver(), false);
                         received
                     }
                     None => self.socket.recv_batch(&mut batch),
@@ -131,7 +129,7 @@ impl Receiver {
         }
         self.steer.flush_blocking();
         // Nothing more comes from this thread.
-        self.quiet.set(self.index, true);
+        self.quiet.set(self.steer.receiver(), true);
         let dropped = self.steer.take_dropped();
         fe.counters.drop_n(Drop::WorkerQueueFull, dropped);
         note_socket_drops(&self.socket, &mut kernel_drops_seen, &mut fe.counters);

@@ -43,9 +43,7 @@ pub struct Reorder {
     /// Each receiver's socket, by receiver index (to ask whether a quiet
     /// one holds a datagram).
     pub sockets: Vec<Arc<TunnelSocket>>,
-    /// Receive threads sending to the worker.
-    pub receivers: usize,
-    /// How long each batch is held.
+    /// Longest a batch is held.
     pub window: Duration,
     /// Most batches held.
     pub max_batches: usize,
@@ -152,9 +150,9 @@ impl WorkerThread {
         };
         let reorder = self
             .reorder
-            .filter(|r| r.receivers > 1 && !r.window.is_zero());
+            .filter(|r| r.sockets.len() > 1 && !r.window.is_zero());
         let mut merge = reorder.map(|r| {
-            let merge = Merge::new(r.receivers, r.window, r.max_batches);
+            let merge = Merge::new(r.sockets.len(), r.window, r.max_batches);
             (merge, r.quiet, r.sockets)
         });
         let mut publisher = self.publisher;
