@@ -136,31 +136,17 @@ impl Tls {
     ) {
         match ct {
             CT_HANDSHAKE => {
-                if self.side(dir).encrypted {
+                if self.side(dir).encrypted || !self.buffer_handshake(cx, dir, chunk) {
                     return;
                 }
-                let cap = self.limits.max_buffered_bytes;
-                let side = self.side(dir);
-                if side.hs.len().saturating_add(chunk.len()) > cap {
-                    side.dead = true;
-                    side.hs = Vec::new();
-                    cx.anomaly("handshake_too_large");
-                    return;
-                }
-                side.hs.extend_from_slice(chunk);
                 self.handshake_messages(cx, dir);
             }
             CT_SSLV2 => {
-                let cap = self.limits.max_buffered_bytes;
-                let side = self.side(dir);
-                if side.hs.len().saturating_add(chunk.len()) > cap {
-                    side.dead = true;
-                    side.hs = Vec::new();
-                    cx.anomaly("handshake_too_large");
+                if !self.buffer_handshake(cx, dir, chunk) {
                     return;
                 }
-                side.hs.extend_from_slice(chunk);
                 if last {
+                    let side = self.side(dir);
                     let msg = std::mem::take(&mut side.hs);
                     side.sslv2 = false;
                     match hello::parse_sslv2_client_hello(&msg) {
@@ -184,6 +170,22 @@ impl Tls {
             }
             _ => {}
         }
+    }
+
+    /// Appends handshake bytes to the direction's buffer; past
+    /// `max_buffered_bytes` the direction is given up (counted as
+    /// `handshake_too_large`) and false is returned.
+    fn buffer_handshake(&mut self, cx: &mut Context<'_>, dir: Direction, chunk: &[u8]) -> bool {
+        let cap = self.limits.max_buffered_bytes;
+        let side = self.side(dir);
+        if side.hs.len().saturating_add(chunk.len()) > cap {
+            side.dead = true;
+            side.hs = Vec::new();
+            cx.anomaly("handshake_too_large");
+            return false;
+        }
+        side.hs.extend_from_slice(chunk);
+        true
     }
 
     /// Records an alert record's content.
