@@ -58,6 +58,16 @@ struct Args {
     /// Binary-search steps after the full-speed probe.
     #[arg(long, default_value_t = 7)]
     iterations: usize,
+    /// Percent of one CPU each receiver may use during the loss-free
+    /// searches (a cgroup v1 CFS quota; needs root), so that the sender can
+    /// outrun it; 0: no limit (on a 2-CPU machine the searches then end
+    /// sender-bound and the backlog measure decides).
+    #[arg(long, default_value_t = 10)]
+    receiver_quota: u32,
+    /// The period of that CPU limit, in milliseconds: a receiver runs its
+    /// share at a stretch, then waits the rest (see benches/README.md).
+    #[arg(long, default_value_t = benches::live::quota::DEFAULT_PERIOD_US / 1000)]
+    quota_period_ms: u64,
     /// Exit with status 1 when the sensor is below 80 % of the drain.
     #[arg(long)]
     require_target: bool,
@@ -111,6 +121,8 @@ fn run_bench(args: Args) -> Result<bool> {
         backlog_pairs: args.backlog_pairs,
         warmup_backlogs: args.warmup_backlogs,
         show_threads: args.threads,
+        receiver_quota: args.receiver_quota,
+        quota_period_us: args.quota_period_ms.saturating_mul(1000),
     };
     if let Some(baseline) = &args.compare_sensor {
         println!(

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::quota::{CpuQuota, current_tid};
 use anyhow::{Context, Result};
 use sensor::capture::socket::{RecvBatch, TunnelSocket};
 
@@ -49,6 +50,8 @@ pub struct Drain {
     stop: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// The receive threads' kernel thread ids.
+    tids: Vec<u32>,
 }
 
 impl Drain {
@@ -81,21 +84,28 @@ impl Drain {
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(paused));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let threads = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
                 let (received, stop, setup) = (received.clone(), stop.clone(), setup.clone());
                 let paused = paused.clone();
+                let tid_tx = tid_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("drain-{i}"))
                     .spawn(move || {
                         pin_to(&setup.cpus);
+                        let _ = tid_tx.send(current_tid());
                         receive_loop(&socket, &setup, &received, &stop, &paused);
                     })
                     .context("spawn a drain thread")
             })
             .collect::<Result<Vec<_>>>()?;
+        drop(tid_tx);
+        // Every thread sends its id first thing; the channel ends when the
+        // last sender (each thread's clone) is gone or all ids are in.
+        let tids = tid_rx.iter().take(threads.len()).collect();
         Ok(Self {
             addr,
             granted_rcvbuf_bytes,
@@ -103,7 +113,16 @@ impl Drain {
             stop,
             paused,
             threads,
+            tids,
         })
+    }
+
+    /// Moves the receive threads into `quota`'s CPU limit.
+    pub fn limit(&self, quota: &CpuQuota) -> Result<()> {
+        for &tid in &self.tids {
+            quota.add_thread(tid)?;
+        }
+        Ok(())
     }
 
     /// Makes the threads stop reading before their next receive call (at

@@ -195,6 +195,12 @@ impl SensorProcess {
         Ok(by_reason)
     }
 
+    /// Moves every thread of the sensor (all started by the time it is
+    /// ready) into `quota`'s CPU limit.
+    pub fn limit(&self, quota: &super::quota::CpuQuota) -> Result<()> {
+        quota.add_process(self.pid())
+    }
+
     /// The sensor's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
