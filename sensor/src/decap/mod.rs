@@ -12,6 +12,7 @@
 //! beyond the capture (PacketLength truncation is normal on AWS).
 
 pub mod defrag;
+mod fast;
 pub mod headers;
 mod ip;
 pub mod tunnel;
@@ -173,6 +174,25 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Decoded<'a> {
         ctx.clear();
+        if tunnel == UdpTunnel::Vxlan
+            && let Some(decoded) = self.vxlan_fast(payload, outer, ctx, counters)
+        {
+            return decoded;
+        }
+        self.tunnel_payload(tunnel, outer, payload, ctx, counters)
+    }
+
+    /// The general path of [`Self::decode_tunnel_payload`], for any layout
+    /// (`ctx` already cleared). Kept out of line: rare on a VXLAN socket.
+    #[inline(never)]
+    fn tunnel_payload<'a>(
+        &self,
+        tunnel: UdpTunnel,
+        outer: OuterAddrs,
+        payload: &'a [u8],
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Decoded<'a> {
         let first = match tunnel {
             UdpTunnel::Vxlan => self.vxlan(payload, outer, ctx, counters),
             UdpTunnel::Geneve => self.geneve(payload, outer, ctx, counters),
