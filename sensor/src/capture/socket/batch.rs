@@ -16,11 +16,14 @@ pub struct Datagram<'a> {
     pub len: usize,
     /// The datagram did not fit the buffer (MSG_TRUNC).
     pub truncated: bool,
-    /// Sender's address (the port is of no use to decapsulation). Both
-    /// addresses are canonical: an IPv4-mapped IPv6 address reads as IPv4.
-    pub peer_ip: Option<IpAddr>,
-    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
-    pub local_ip: Option<IpAddr>,
+    /// Sender's address (the port is of no use to decapsulation); when the
+    /// kernel gives none, the unspecified address of the socket's family.
+    /// Both addresses are canonical: an IPv4-mapped IPv6 address reads as
+    /// IPv4.
+    pub peer_ip: IpAddr,
+    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO); when
+    /// the kernel gives none, the socket's own.
+    pub local_ip: IpAddr,
     /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
     pub ts_us: Option<i64>,
     /// Datagrams the kernel dropped on this socket so far (SO_RXQ_OVFL,
@@ -40,6 +43,33 @@ pub struct RecvBatch {
     control: Vec<u8>,
     pub(super) headers: Vec<libc::mmsghdr>,
     pub(super) received: usize,
+    /// The addresses of a datagram the kernel says nothing about, set by
+    /// the socket that filled the batch.
+    pub(super) defaults: DefaultAddrs,
+}
+
+/// What a datagram's addresses read as when the kernel does not give them:
+/// the unspecified address as the sender, the socket's own address as the
+/// destination. Set once per receive call, so the per-datagram path only
+/// overwrites what the kernel gives instead of choosing between values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DefaultAddrs {
+    pub(super) peer: IpAddr,
+    pub(super) local: IpAddr,
+}
+
+impl DefaultAddrs {
+    /// The defaults of a socket bound to `local`.
+    pub(super) fn of_socket(local: std::net::SocketAddr) -> Self {
+        let ip = local.ip();
+        Self {
+            peer: match ip {
+                IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+                IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+            },
+            local: ip.to_canonical(),
+        }
+    }
 }
 
 // SAFETY: the raw pointers inside the headers and iovecs only ever point
@@ -65,6 +95,7 @@ impl RecvBatch {
             control: vec![0; datagrams * CONTROL_BYTES],
             headers: vec![zero_hdr; datagrams],
             received: 0,
+            defaults: DefaultAddrs::of_socket((Ipv4Addr::UNSPECIFIED, 0).into()),
         };
         batch.point_headers();
         batch
@@ -132,45 +163,77 @@ impl RecvBatch {
         if i >= self.received {
             return None;
         }
-        let h = &self.headers[i];
-        let len = h.msg_len as usize;
         let start = i * self.buffer_bytes;
-        let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
-        // size_t with glibc, socklen_t with other C libraries.
-        #[allow(clippy::unnecessary_cast)]
-        let control_len = (h.msg_hdr.msg_controllen as usize).min(CONTROL_BYTES);
+        let buffer = self.data.get(start..start + self.buffer_bytes)?;
         let control = self
             .control
-            .get(i * CONTROL_BYTES..i * CONTROL_BYTES + control_len)?;
-        let mut d = Datagram {
-            payload,
-            len,
-            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
-            peer_ip: sockaddr_ip(&self.names[i], h.msg_hdr.msg_namelen),
-            local_ip: None,
-            ts_us: None,
-            kernel_drops: None,
-        };
-        read_control(control, &mut d);
-        Some(d)
+            .get(i * CONTROL_BYTES..(i + 1) * CONTROL_BYTES)?;
+        let (h, name) = (self.headers.get(i)?, self.names.get(i)?);
+        Some(datagram(h, name, buffer, control, &self.defaults))
+    }
+
+    /// The datagrams of the last call, in order: what [`Self::get`] gives
+    /// for each index, without an index to check.
+    #[inline(always)]
+    pub fn datagrams(&self) -> impl Iterator<Item = Datagram<'_>> {
+        let received = self.received.min(self.headers.len());
+        self.headers[..received]
+            .iter()
+            .zip(&self.names)
+            .zip(self.data.chunks_exact(self.buffer_bytes))
+            .zip(self.control.chunks_exact(CONTROL_BYTES))
+            .map(|(((h, name), buffer), control)| {
+                datagram(h, name, buffer, control, &self.defaults)
+            })
     }
 }
 
-pub(super) fn sockaddr_ip(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+/// The datagram the kernel wrote into one header, address, buffer and
+/// control space.
+#[inline(always)]
+fn datagram<'a>(
+    h: &libc::mmsghdr,
+    name: &libc::sockaddr_storage,
+    buffer: &'a [u8],
+    control: &'a [u8],
+    defaults: &DefaultAddrs,
+) -> Datagram<'a> {
+    let len = h.msg_len as usize;
+    // size_t with glibc, socklen_t with other C libraries.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = (h.msg_hdr.msg_controllen as usize).min(control.len());
+    let mut d = Datagram {
+        payload: &buffer[..len.min(buffer.len())],
+        len,
+        truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > buffer.len(),
+        peer_ip: defaults.peer,
+        local_ip: defaults.local,
+        ts_us: None,
+        kernel_drops: None,
+    };
+    read_sockaddr(name, h.msg_hdr.msg_namelen, &mut d.peer_ip);
+    read_control(&control[..control_len], &mut d);
+    d
+}
+
+/// Reads the sender's address into `peer` (left as it is for a family or
+/// length it does not know).
+#[inline(always)]
+fn read_sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t, peer: &mut IpAddr) {
     let len = len as usize;
     match i32::from(s.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // sockaddr_storage is large and aligned enough for it.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+            *peer = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
-            Some(canonical_v6(a.sin6_addr.s6_addr))
+            *peer = canonical_v6(a.sin6_addr.s6_addr);
         }
-        _ => None,
+        _ => {}
     }
 }
 
@@ -222,14 +285,14 @@ pub(super) fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
             (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= size_of::<libc::in_pktinfo>() => {
                 const ADDR: usize = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
                 let a: [u8; 4] = field(data, ADDR);
-                d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(a)));
+                d.local_ip = IpAddr::V4(Ipv4Addr::from(a));
             }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
                 if data.len() >= size_of::<libc::in6_pktinfo>() =>
             {
                 const ADDR: usize = std::mem::offset_of!(libc::in6_pktinfo, ipi6_addr);
                 let a: [u8; 16] = field(data, ADDR);
-                d.local_ip = Some(canonical_v6(a));
+                d.local_ip = canonical_v6(a);
             }
             _ => {}
         }
