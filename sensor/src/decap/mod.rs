@@ -175,7 +175,7 @@ impl Decoder {
     ) -> Decoded<'a> {
         ctx.clear();
         if tunnel == UdpTunnel::Vxlan
-            && let Some(decoded) = self.vxlan_fast(payload, outer, ctx, counters)
+            && let Some(decoded) = self.vxlan_fast(payload, outer, ctx)
         {
             return decoded;
         }
