@@ -164,7 +164,10 @@ impl Decoder {
     /// Decodes the payload of a UDP datagram received on a tunnel socket (the
     /// live sensor: the kernel has removed the outer IP and UDP headers).
     /// `outer` holds the datagram's source and destination addresses.
-    /// `ctx` is cleared first.
+    /// `ctx` is cleared first. Inlined: the live loop calls it once per
+    /// datagram, and the fast path's packet is then written where the caller
+    /// reads it.
+    #[inline(always)]
     pub fn decode_tunnel_payload<'a>(
         &self,
         tunnel: UdpTunnel,

@@ -151,7 +151,10 @@ impl InlineLoop {
     }
 
     /// Runs one receive batch to completion; returns the latest packet time.
+    /// Out of line: the per-datagram loop keeps its values in registers
+    /// instead of sharing them with the whole receive loop's.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn process(
         &mut self,
         socket: usize,
