@@ -146,8 +146,7 @@ impl Receiver {
         let started = Instant::now();
         let wall_us = wall_clock_us();
         let tunnel = self.tunnel;
-        for i in 0..n {
-            let Some(d) = batch.get(i) else { continue };
+        for d in batch.datagrams().take(n) {
             let (ts_us, outer) = account_datagram(&d, wall_us, kernel_drops_seen, &mut fe.counters);
             if let Some(now) = clock.advance(ts_us) {
                 fe.tick(now);
