@@ -12,6 +12,7 @@
 //! beyond the capture (PacketLength truncation is normal on AWS).
 
 pub mod defrag;
+mod fast;
 pub mod headers;
 mod ip;
 pub mod tunnel;
@@ -163,7 +164,10 @@ impl Decoder {
     /// Decodes the payload of a UDP datagram received on a tunnel socket (the
     /// live sensor: the kernel has removed the outer IP and UDP headers).
     /// `outer` holds the datagram's source and destination addresses.
-    /// `ctx` is cleared first.
+    /// `ctx` is cleared first. Inlined: the live loop calls it once per
+    /// datagram, and the fast path's packet is then written where the caller
+    /// reads it.
+    #[inline(always)]
     pub fn decode_tunnel_payload<'a>(
         &self,
         tunnel: UdpTunnel,
@@ -173,6 +177,25 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Decoded<'a> {
         ctx.clear();
+        if tunnel == UdpTunnel::Vxlan
+            && let Some(decoded) = self.vxlan_fast(payload, outer, ctx)
+        {
+            return decoded;
+        }
+        self.tunnel_payload(tunnel, outer, payload, ctx, counters)
+    }
+
+    /// The general path of [`Self::decode_tunnel_payload`], for any layout
+    /// (`ctx` already cleared). Kept out of line: rare on a VXLAN socket.
+    #[inline(never)]
+    fn tunnel_payload<'a>(
+        &self,
+        tunnel: UdpTunnel,
+        outer: OuterAddrs,
+        payload: &'a [u8],
+        ctx: &mut TunnelContext,
+        counters: &mut Counters,
+    ) -> Decoded<'a> {
         let first = match tunnel {
             UdpTunnel::Vxlan => self.vxlan(payload, outer, ctx, counters),
             UdpTunnel::Geneve => self.geneve(payload, outer, ctx, counters),

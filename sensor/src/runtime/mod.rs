@@ -21,7 +21,7 @@ use crate::config::PipelineConfig;
 use crate::decap::defrag::Defragmenter;
 use crate::decap::tunnel::OuterAddrs;
 use crate::decap::tunnel::TunnelContext;
-use crate::decap::{Decoded, Decoder, InnerPacket, UdpTunnel};
+use crate::decap::{Decoded, Decoder, Fragment, InnerPacket, UdpTunnel};
 use crate::flow::FlowTable;
 use crate::metrics::Counters;
 use foldhash::fast::FixedState;
@@ -88,7 +88,9 @@ impl Frontend {
 
     /// Decodes the payload of one datagram received on a live tunnel socket
     /// (`wire_len`: the datagram's length, counted as received bytes) and
-    /// hands every inner packet it yields to `sink`.
+    /// hands every inner packet it yields to `sink`. Inlined: the live loop
+    /// calls it once per datagram.
+    #[inline]
     pub fn ingest_datagram<F>(
         &mut self,
         tunnel: UdpTunnel,
@@ -112,6 +114,7 @@ impl Frontend {
         self.finish(decoded, ts_us, sink);
     }
 
+    #[inline(always)]
     fn finish<F>(&mut self, decoded: Decoded<'_>, ts_us: i64, mut sink: F)
     where
         F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
@@ -121,36 +124,44 @@ impl Frontend {
             Decoded::Packet(p) => sink(p, &self.ctx, Origin::Frame),
             Decoded::NotIp => self.counters.non_ip_packets += 1,
             Decoded::Malformed => {}
-            Decoded::Fragment(f) => {
-                let domain = self.ctx.domain_hash(&self.hasher);
-                let mut pending = self.defrag.push(f, domain, ts_us, &mut self.counters);
-                let mut rounds = 0;
-                while let Some(buf) = pending.take() {
-                    rounds += 1;
-                    if rounds > MAX_NESTED_REASSEMBLY {
-                        break;
-                    }
-                    let base = self.ctx.clone();
-                    match self
-                        .decoder
-                        .decode_ip(&buf, &mut self.ctx, &mut self.counters)
-                    {
-                        Decoded::Packet(p) => sink(
-                            &p,
-                            &self.ctx,
-                            Origin::Reassembled {
-                                bytes: &buf,
-                                base: &base,
-                            },
-                        ),
-                        Decoded::Fragment(inner) => {
-                            let domain = self.ctx.domain_hash(&self.hasher);
-                            pending = self.defrag.push(&inner, domain, ts_us, &mut self.counters);
-                        }
-                        Decoded::NotIp => self.counters.non_ip_packets += 1,
-                        Decoded::Malformed => {}
-                    }
+            Decoded::Fragment(f) => self.reassemble(f, ts_us, sink),
+        }
+    }
+
+    /// Hands a fragment to reassembly and decodes what it completes. Out of
+    /// line: rare, and its state would weigh on every packet's frame.
+    #[inline(never)]
+    fn reassemble<F>(&mut self, f: &Fragment<'_>, ts_us: i64, mut sink: F)
+    where
+        F: FnMut(&InnerPacket<'_>, &TunnelContext, Origin<'_>),
+    {
+        let domain = self.ctx.domain_hash(&self.hasher);
+        let mut pending = self.defrag.push(f, domain, ts_us, &mut self.counters);
+        let mut rounds = 0;
+        while let Some(buf) = pending.take() {
+            rounds += 1;
+            if rounds > MAX_NESTED_REASSEMBLY {
+                break;
+            }
+            let base = self.ctx.clone();
+            match self
+                .decoder
+                .decode_ip(&buf, &mut self.ctx, &mut self.counters)
+            {
+                Decoded::Packet(p) => sink(
+                    &p,
+                    &self.ctx,
+                    Origin::Reassembled {
+                        bytes: &buf,
+                        base: &base,
+                    },
+                ),
+                Decoded::Fragment(inner) => {
+                    let domain = self.ctx.domain_hash(&self.hasher);
+                    pending = self.defrag.push(&inner, domain, ts_us, &mut self.counters);
                 }
+                Decoded::NotIp => self.counters.non_ip_packets += 1,
+                Decoded::Malformed => {}
             }
         }
     }

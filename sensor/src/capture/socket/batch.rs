@@ -16,11 +16,14 @@ pub struct Datagram<'a> {
     pub len: usize,
     /// The datagram did not fit the buffer (MSG_TRUNC).
     pub truncated: bool,
-    /// Sender's address (the port is of no use to decapsulation). Both
-    /// addresses are canonical: an IPv4-mapped IPv6 address reads as IPv4.
-    pub peer_ip: Option<IpAddr>,
-    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO).
-    pub local_ip: Option<IpAddr>,
+    /// Sender's address (the port is of no use to decapsulation); when the
+    /// kernel gives none, the unspecified address of the socket's family.
+    /// Both addresses are canonical: an IPv4-mapped IPv6 address reads as
+    /// IPv4.
+    pub peer_ip: IpAddr,
+    /// The datagram's destination address (IP_PKTINFO / IPV6_PKTINFO); when
+    /// the kernel gives none, the socket's own.
+    pub local_ip: IpAddr,
     /// Kernel receive time, microseconds since the epoch (SO_TIMESTAMPNS).
     pub ts_us: Option<i64>,
     /// Datagrams the kernel dropped on this socket so far (SO_RXQ_OVFL,
@@ -40,6 +43,33 @@ pub struct RecvBatch {
     control: Vec<u8>,
     pub(super) headers: Vec<libc::mmsghdr>,
     pub(super) received: usize,
+    /// The addresses of a datagram the kernel says nothing about, set by
+    /// the socket that filled the batch.
+    pub(super) defaults: DefaultAddrs,
+}
+
+/// What a datagram's addresses read as when the kernel does not give them:
+/// the unspecified address as the sender, the socket's own address as the
+/// destination. Set once per receive call, so the per-datagram path only
+/// overwrites what the kernel gives instead of choosing between values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DefaultAddrs {
+    pub(super) peer: IpAddr,
+    pub(super) local: IpAddr,
+}
+
+impl DefaultAddrs {
+    /// The defaults of a socket bound to `local`.
+    pub(super) fn of_socket(local: std::net::SocketAddr) -> Self {
+        let ip = local.ip();
+        Self {
+            peer: match ip {
+                IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+                IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+            },
+            local: ip.to_canonical(),
+        }
+    }
 }
 
 // SAFETY: the raw pointers inside the headers and iovecs only ever point
@@ -65,6 +95,7 @@ impl RecvBatch {
             control: vec![0; datagrams * CONTROL_BYTES],
             headers: vec![zero_hdr; datagrams],
             received: 0,
+            defaults: DefaultAddrs::of_socket((Ipv4Addr::UNSPECIFIED, 0).into()),
         };
         batch.point_headers();
         batch
@@ -132,45 +163,77 @@ impl RecvBatch {
         if i >= self.received {
             return None;
         }
-        let h = &self.headers[i];
-        let len = h.msg_len as usize;
         let start = i * self.buffer_bytes;
-        let payload = self.data.get(start..start + len.min(self.buffer_bytes))?;
-        // size_t with glibc, socklen_t with other C libraries.
-        #[allow(clippy::unnecessary_cast)]
-        let control_len = (h.msg_hdr.msg_controllen as usize).min(CONTROL_BYTES);
+        let buffer = self.data.get(start..start + self.buffer_bytes)?;
         let control = self
             .control
-            .get(i * CONTROL_BYTES..i * CONTROL_BYTES + control_len)?;
-        let mut d = Datagram {
-            payload,
-            len,
-            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.buffer_bytes,
-            peer_ip: sockaddr_ip(&self.names[i], h.msg_hdr.msg_namelen),
-            local_ip: None,
-            ts_us: None,
-            kernel_drops: None,
-        };
-        read_control(control, &mut d);
-        Some(d)
+            .get(i * CONTROL_BYTES..(i + 1) * CONTROL_BYTES)?;
+        let (h, name) = (self.headers.get(i)?, self.names.get(i)?);
+        Some(datagram(h, name, buffer, control, &self.defaults))
+    }
+
+    /// The datagrams of the last call, in order: what [`Self::get`] gives
+    /// for each index, without an index to check.
+    #[inline(always)]
+    pub fn datagrams(&self) -> impl Iterator<Item = Datagram<'_>> {
+        let received = self.received.min(self.headers.len());
+        self.headers[..received]
+            .iter()
+            .zip(&self.names)
+            .zip(self.data.chunks_exact(self.buffer_bytes))
+            .zip(self.control.chunks_exact(CONTROL_BYTES))
+            .map(|(((h, name), buffer), control)| {
+                datagram(h, name, buffer, control, &self.defaults)
+            })
     }
 }
 
-pub(super) fn sockaddr_ip(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+/// The datagram the kernel wrote into one header, address, buffer and
+/// control space.
+#[inline(always)]
+fn datagram<'a>(
+    h: &libc::mmsghdr,
+    name: &libc::sockaddr_storage,
+    buffer: &'a [u8],
+    control: &'a [u8],
+    defaults: &DefaultAddrs,
+) -> Datagram<'a> {
+    let len = h.msg_len as usize;
+    // size_t with glibc, socklen_t with other C libraries.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = (h.msg_hdr.msg_controllen as usize).min(control.len());
+    let mut d = Datagram {
+        payload: &buffer[..len.min(buffer.len())],
+        len,
+        truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > buffer.len(),
+        peer_ip: defaults.peer,
+        local_ip: defaults.local,
+        ts_us: None,
+        kernel_drops: None,
+    };
+    read_sockaddr(name, h.msg_hdr.msg_namelen, &mut d.peer_ip);
+    read_control(&control[..control_len], &mut d);
+    d
+}
+
+/// Reads the sender's address into `peer` (left as it is for a family or
+/// length it does not know).
+#[inline(always)]
+fn read_sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t, peer: &mut IpAddr) {
     let len = len as usize;
     match i32::from(s.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // sockaddr_storage is large and aligned enough for it.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+            *peer = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
-            Some(canonical_v6(a.sin6_addr.s6_addr))
+            *peer = canonical_v6(a.sin6_addr.s6_addr);
         }
-        _ => None,
+        _ => {}
     }
 }
 
@@ -190,14 +253,77 @@ pub(super) fn canonical_v6(octets: [u8; 16]) -> IpAddr {
 /// and the alignment of each message (CMSG_ALIGN: that of `size_t`).
 pub(super) const CMSG_ALIGN: usize = size_of::<usize>();
 pub(super) const CMSG_HEADER: usize = size_of::<libc::cmsghdr>().next_multiple_of(CMSG_ALIGN);
+/// Offsets of the level and type in a `cmsghdr`.
+const LEVEL: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
+const TYPE: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+
+/// A message header as the kernel writes it: the length of header and
+/// data, the level and the type.
+const fn cmsg_header(data_len: usize, level: libc::c_int, kind: libc::c_int) -> [u8; CMSG_HEADER] {
+    let mut h = [0u8; CMSG_HEADER];
+    let (len, level, kind) = (
+        (CMSG_HEADER + data_len).to_ne_bytes(),
+        level.to_ne_bytes(),
+        kind.to_ne_bytes(),
+    );
+    let mut i = 0;
+    while i < len.len() {
+        h[i] = len[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < level.len() {
+        h[LEVEL + i] = level[i];
+        h[TYPE + i] = kind[i];
+        i += 1;
+    }
+    h
+}
+
+/// The two messages nearly every datagram carries, in the order the kernel
+/// writes them (UDP: timestamp and drop counter, then the IP ones): the
+/// timestamp, then, when no drop is counted, the IPv4 destination. Each is
+/// recognised by its whole header at once and read at fixed offsets, which
+/// is what the walk does for it in several times the instructions.
+const TIMESTAMP: [u8; CMSG_HEADER] = cmsg_header(
+    size_of::<libc::timespec>(),
+    libc::SOL_SOCKET,
+    libc::SCM_TIMESTAMPNS,
+);
+const TIMESTAMP_STEP: usize =
+    (CMSG_HEADER + size_of::<libc::timespec>()).next_multiple_of(CMSG_ALIGN);
+const PKTINFO: [u8; CMSG_HEADER] = cmsg_header(
+    size_of::<libc::in_pktinfo>(),
+    libc::IPPROTO_IP,
+    libc::IP_PKTINFO,
+);
+const PKTINFO_STEP: usize =
+    (CMSG_HEADER + size_of::<libc::in_pktinfo>()).next_multiple_of(CMSG_ALIGN);
 
 /// Reads the control messages of one datagram (timestamp, drop counter,
-/// destination address) from the bytes the kernel wrote. Field by field from
-/// the byte layout of `cmsghdr` and its payloads, so no pointer casts and no
-/// alignment matter; a message that does not fit ends the walk.
+/// destination address) from the bytes the kernel wrote: the usual first
+/// messages at fixed offsets, then the walk for what remains.
+#[inline(always)]
 pub(super) fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
-    const LEVEL: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
-    const TYPE: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+    if let Some((m, rest)) = c.split_first_chunk::<TIMESTAMP_STEP>()
+        && m[..CMSG_HEADER] == TIMESTAMP
+    {
+        d.ts_us = Some(timestamp_us(&m[CMSG_HEADER..]));
+        c = rest;
+    }
+    if let Some((m, rest)) = c.split_first_chunk::<PKTINFO_STEP>()
+        && m[..CMSG_HEADER] == PKTINFO
+    {
+        d.local_ip = pktinfo_ip(&m[CMSG_HEADER..]);
+        c = rest;
+    }
+    walk_control(c, d);
+}
+
+/// Reads control messages one by one. Field by field from the byte layout
+/// of `cmsghdr` and its payloads, so no pointer casts and no alignment
+/// matter; a message that does not fit ends the walk.
+pub(super) fn walk_control(mut c: &[u8], d: &mut Datagram<'_>) {
     while let Some(h) = c.first_chunk::<CMSG_HEADER>() {
         let len = usize::from_ne_bytes(field(h, 0));
         let level = libc::c_int::from_ne_bytes(field(h, LEVEL));
@@ -211,30 +337,42 @@ pub(super) fn read_control(mut c: &[u8], d: &mut Datagram<'_>) {
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
                 if data.len() >= size_of::<libc::timespec>() =>
             {
-                const NSEC: usize = std::mem::offset_of!(libc::timespec, tv_nsec);
-                let sec = libc::time_t::from_ne_bytes(field(data, 0));
-                let nsec = libc::c_long::from_ne_bytes(field(data, NSEC));
-                d.ts_us = Some(sec.saturating_mul(1_000_000).saturating_add(nsec / 1_000));
+                d.ts_us = Some(timestamp_us(data));
             }
             (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= size_of::<u32>() => {
                 d.kernel_drops = Some(u32::from_ne_bytes(field(data, 0)));
             }
             (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= size_of::<libc::in_pktinfo>() => {
-                const ADDR: usize = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
-                let a: [u8; 4] = field(data, ADDR);
-                d.local_ip = Some(IpAddr::V4(Ipv4Addr::from(a)));
+                d.local_ip = pktinfo_ip(data);
             }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
                 if data.len() >= size_of::<libc::in6_pktinfo>() =>
             {
                 const ADDR: usize = std::mem::offset_of!(libc::in6_pktinfo, ipi6_addr);
                 let a: [u8; 16] = field(data, ADDR);
-                d.local_ip = Some(canonical_v6(a));
+                d.local_ip = canonical_v6(a);
             }
             _ => {}
         }
         c = c.get(len.next_multiple_of(CMSG_ALIGN)..).unwrap_or(&[]);
     }
+}
+
+/// Microseconds since the epoch from a `timespec`.
+#[inline(always)]
+fn timestamp_us(data: &[u8]) -> i64 {
+    const NSEC: usize = std::mem::offset_of!(libc::timespec, tv_nsec);
+    let sec = libc::time_t::from_ne_bytes(field(data, 0));
+    let nsec = libc::c_long::from_ne_bytes(field(data, NSEC));
+    sec.saturating_mul(1_000_000).saturating_add(nsec / 1_000)
+}
+
+/// The destination address of an `in_pktinfo`.
+#[inline(always)]
+fn pktinfo_ip(data: &[u8]) -> IpAddr {
+    const ADDR: usize = std::mem::offset_of!(libc::in_pktinfo, ipi_addr);
+    let a: [u8; 4] = field(data, ADDR);
+    IpAddr::V4(Ipv4Addr::from(a))
 }
 
 /// `N` bytes at `at` of a slice the caller has checked is long enough
@@ -243,4 +381,87 @@ fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     b.get(at..at + N)
         .and_then(|f| f.try_into().ok())
         .unwrap_or([0; N])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn datagram() -> Datagram<'static> {
+        Datagram {
+            payload: &[],
+            len: 0,
+            truncated: false,
+            peer_ip: IpAddr::from([0, 0, 0, 0]),
+            local_ip: IpAddr::from([9, 9, 9, 9]),
+            ts_us: None,
+            kernel_drops: None,
+        }
+    }
+
+    /// One message of a kind the kernel writes (or a near miss): `which`
+    /// picks level, type and data length, `bytes` fills the data.
+    fn message(which: u8, bytes: &[u8]) -> Vec<u8> {
+        let (level, kind, data_len) = match which % 7 {
+            0 => (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, 16),
+            1 => (libc::IPPROTO_IP, libc::IP_PKTINFO, 12),
+            2 => (libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 4),
+            3 => (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20),
+            // Too short for its type, and one nobody reads.
+            4 => (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, 8),
+            5 => (libc::IPPROTO_IP, libc::IP_PKTINFO, 11),
+            _ => (libc::SOL_SOCKET, libc::SCM_RIGHTS, 4),
+        };
+        let mut m = cmsg_header(data_len, level, kind).to_vec();
+        m.extend((0..data_len).map(|i| bytes.get(i).copied().unwrap_or(0)));
+        m.resize(m.len().next_multiple_of(CMSG_ALIGN), 0);
+        m
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// The fixed-offset reading gives what the walk gives, whatever the
+        /// messages, their order, a cut or a damaged byte.
+        #[test]
+        fn usual_messages_read_as_the_walk_reads_them(
+            messages in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<u8>(), 20)), 0..4),
+            cut in proptest::option::of(0usize..160),
+            damage in proptest::option::of((0usize..160, any::<u8>())),
+        ) {
+            let mut c: Vec<u8> = messages.iter().flat_map(|(w, b)| message(*w, b)).collect();
+            if let Some(n) = cut {
+                c.truncate(n);
+            }
+            if let Some((at, v)) = damage
+                && let Some(b) = c.get_mut(at)
+            {
+                *b = v;
+            }
+            let (mut fast, mut walked) = (datagram(), datagram());
+            read_control(&c, &mut fast);
+            walk_control(&c, &mut walked);
+            prop_assert_eq!(
+                (fast.ts_us, fast.kernel_drops, fast.local_ip),
+                (walked.ts_us, walked.kernel_drops, walked.local_ip)
+            );
+        }
+    }
+
+    #[test]
+    fn the_usual_pair_is_read_at_fixed_offsets() {
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&(1_700_000_000 as libc::time_t).to_ne_bytes());
+        ts.extend_from_slice(&(5_000 as libc::c_long).to_ne_bytes());
+        let mut info = [0u8; 12];
+        info[8..].copy_from_slice(&[10, 0, 0, 7]);
+        let mut c = message(0, &ts);
+        c.extend(message(1, &info));
+        assert_eq!(c.len(), TIMESTAMP_STEP + PKTINFO_STEP);
+        let mut d = datagram();
+        read_control(&c, &mut d);
+        assert_eq!(d.ts_us, Some(1_700_000_000_000_005));
+        assert_eq!(d.local_ip, IpAddr::from([10, 0, 0, 7]));
+        assert_eq!(d.kernel_drops, None);
+    }
 }

@@ -200,6 +200,7 @@ impl TunnelSocket {
 
     fn recv(&self, batch: &mut RecvBatch, wait_flag: libc::c_int) -> io::Result<usize> {
         batch.prepare();
+        batch.defaults = batch::DefaultAddrs::of_socket(self.local);
         let vlen = libc::c_uint::try_from(batch.headers.len()).unwrap_or(libc::c_uint::MAX);
         // MSG_TRUNC makes msg_len the datagram's real length even when it did
         // not fit the buffer.
@@ -303,8 +304,8 @@ mod tests {
                 let d = b.get(i).unwrap();
                 assert_eq!(d.len, 100);
                 assert!(!d.truncated);
-                assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
-                assert_eq!(d.local_ip, Some(IpAddr::from([127, 0, 0, 1])));
+                assert_eq!(d.peer_ip, tx.local_addr().unwrap().ip());
+                assert_eq!(d.local_ip, IpAddr::from([127, 0, 0, 1]));
                 let now_us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
@@ -338,8 +339,8 @@ mod tests {
             payload: &[],
             len: 0,
             truncated: false,
-            peer_ip: None,
-            local_ip: None,
+            peer_ip: IpAddr::from([0, 0, 0, 0]),
+            local_ip: IpAddr::from([0, 0, 0, 0]),
             ts_us: None,
             kernel_drops: None,
         }
@@ -364,7 +365,7 @@ mod tests {
         read_control(&c, &mut d);
         assert_eq!(d.ts_us, Some(1_700_000_000_123_456));
         assert_eq!(d.kernel_drops, Some(7));
-        assert_eq!(d.local_ip, Some(IpAddr::from([10, 1, 2, 3])));
+        assert_eq!(d.local_ip, IpAddr::from([10, 1, 2, 3]));
 
         // A length of zero (it would never advance), a length past the end,
         // and a message too short for its type: nothing read, no panic.
@@ -376,7 +377,8 @@ mod tests {
         for bad in [zero, long, short, vec![1, 2, 3]] {
             let mut d = empty_datagram();
             read_control(&bad, &mut d);
-            assert_eq!((d.ts_us, d.kernel_drops, d.local_ip), (None, None, None));
+            let unset = IpAddr::from([0, 0, 0, 0]);
+            assert_eq!((d.ts_us, d.kernel_drops, d.local_ip), (None, None, unset));
         }
     }
 
@@ -477,7 +479,7 @@ mod tests {
         assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
         let d = b.get(0).unwrap();
         assert_eq!(d.payload, b"hello");
-        assert_eq!(d.local_ip, Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
-        assert_eq!(d.peer_ip, Some(tx.local_addr().unwrap().ip()));
+        assert_eq!(d.local_ip, IpAddr::from(Ipv6Addr::LOCALHOST));
+        assert_eq!(d.peer_ip, tx.local_addr().unwrap().ip());
     }
 }

@@ -11,7 +11,7 @@
 //! nothing accepted is lost). Does not: steer (there is one shard).
 
 use super::publish::Publisher;
-use super::receiver::{account_datagram, fallback_outer, note_socket_drops, wall_clock_us};
+use super::receiver::{account_datagram, note_socket_drops, wall_clock_us};
 use super::worker::{IDLE_WAIT, send_records};
 use crate::capture::socket::{RecvBatch, TunnelSocket, wait_any_readable};
 use crate::config::PipelineConfig;
@@ -151,7 +151,10 @@ impl InlineLoop {
     }
 
     /// Runs one receive batch to completion; returns the latest packet time.
+    /// Out of line: the per-datagram loop keeps its values in registers
+    /// instead of sharing them with the whole receive loop's.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn process(
         &mut self,
         socket: usize,
@@ -163,17 +166,13 @@ impl InlineLoop {
         kernel_drops_seen: &mut [u32],
     ) -> i64 {
         let wall_us = wall_clock_us();
-        let (tunnel, fallback) = {
-            let (t, s) = &self.sockets[socket];
-            (*t, fallback_outer(s.local_addr()))
-        };
+        let tunnel = self.sockets[socket].0;
         let mut latest = i64::MIN;
         let Some(seen) = kernel_drops_seen.get_mut(socket) else {
             return latest;
         };
-        for i in 0..n {
-            let Some(d) = batch.get(i) else { continue };
-            let (ts_us, outer) = account_datagram(&d, &fallback, wall_us, seen, &mut fe.counters);
+        for d in batch.datagrams().take(n) {
+            let (ts_us, outer) = account_datagram(&d, wall_us, seen, &mut fe.counters);
             latest = latest.max(ts_us);
             if let Some(now) = clock.advance(ts_us) {
                 fe.tick(now);

@@ -20,7 +20,6 @@ use crate::decap::tunnel::OuterAddrs;
 use crate::metrics::Gauges;
 use crate::metrics::{Anomaly, Counters, Drop};
 use crate::runtime::{Clock, Frontend};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -147,11 +146,8 @@ impl Receiver {
         let started = Instant::now();
         let wall_us = wall_clock_us();
         let tunnel = self.tunnel;
-        let fallback = fallback_outer(self.socket.local_addr());
-        for i in 0..n {
-            let Some(d) = batch.get(i) else { continue };
-            let (ts_us, outer) =
-                account_datagram(&d, &fallback, wall_us, kernel_drops_seen, &mut fe.counters);
+        for d in batch.datagrams().take(n) {
+            let (ts_us, outer) = account_datagram(&d, wall_us, kernel_drops_seen, &mut fe.counters);
             if let Some(now) = clock.advance(ts_us) {
                 fe.tick(now);
             }
@@ -176,26 +172,14 @@ impl Receiver {
     }
 }
 
-/// The outer addresses of a datagram the kernel says nothing about: the
-/// unspecified address as the sender, the socket's own as the destination.
-/// Computed once per socket, not per datagram.
-pub(super) fn fallback_outer(local: SocketAddr) -> OuterAddrs {
-    OuterAddrs {
-        src: unspecified(local.ip()),
-        dst: local.ip().to_canonical(),
-    }
-}
-
 /// What the receive path learns from one datagram before decoding it:
 /// counts the socket's kernel-drop delta (its SO_RXQ_OVFL counter is
 /// cumulative; `kernel_drops_seen` is the last value) and a truncation, and
 /// returns the packet time (kernel timestamp, else `wall_us`) and the outer
-/// addresses (peer, and the local address the datagram was sent to; each
-/// from `fallback` when the kernel did not give it).
+/// addresses (peer, and the local address the datagram was sent to).
 #[inline]
 pub(super) fn account_datagram(
     d: &Datagram<'_>,
-    fallback: &OuterAddrs,
     wall_us: i64,
     kernel_drops_seen: &mut u32,
     counters: &mut Counters,
@@ -206,11 +190,9 @@ pub(super) fn account_datagram(
     if d.truncated {
         counters.anomaly(Anomaly::DatagramTruncated);
     }
-    // Chosen by reference and copied whole: selecting between address
-    // values byte by byte costs several times more.
     let outer = OuterAddrs {
-        src: *d.peer_ip.as_ref().unwrap_or(&fallback.src),
-        dst: *d.local_ip.as_ref().unwrap_or(&fallback.dst),
+        src: d.peer_ip,
+        dst: d.local_ip,
     };
     (d.ts_us.unwrap_or(wall_us), outer)
 }
@@ -232,13 +214,6 @@ pub(super) fn note_kernel_drops(total: u32, seen: &mut u32, counters: &mut Count
 pub(super) fn note_socket_drops(socket: &TunnelSocket, seen: &mut u32, counters: &mut Counters) {
     if let Ok(total) = socket.kernel_drops() {
         note_kernel_drops(total, seen, counters);
-    }
-}
-
-fn unspecified(like: IpAddr) -> IpAddr {
-    match like {
-        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
     }
 }
 
