@@ -67,6 +67,7 @@ pub enum RoleChange {
 }
 
 mod endpoint;
+mod established;
 mod machine;
 
 use endpoint::*;
@@ -140,6 +141,14 @@ impl TcpConnection {
     /// Returns Flip when Zeek would swap originator and responder at this point (then the tracker has already
     /// swapped its own endpoint state and recorded '^'; the caller swaps its counters and addresses).
     pub fn on_segment(&mut self, dir: Direction, seg: &TcpSegment) -> RoleChange {
+        if self.established_segment(dir, seg) {
+            return RoleChange::Keep;
+        }
+        self.general_segment(dir, seg)
+    }
+
+    /// `on_segment` for any segment; `established_segment` is its shortcut.
+    fn general_segment(&mut self, dir: Direction, seg: &TcpSegment) -> RoleChange {
         let mut flipped = self.segments == 0 && self.port_flip(seg.flags);
         if flipped {
             self.orig = 1 - self.orig;
@@ -346,3 +355,5 @@ impl TcpConnection {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod proptests;

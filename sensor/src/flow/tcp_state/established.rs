@@ -1,0 +1,86 @@
+//! The fast path for the segment nearly every packet is: both endpoints
+//! established or partial (the handshake was not captured), ACK set, no SYN,
+//! FIN or RST, checksum not known bad.
+//!
+//! Input: the segment and its direction, as for
+//! [`TcpConnection::on_segment`]. Output: the same state changes, history
+//! letters (in the same order) and missed bytes as [`TcpConnection::process`]
+//! makes for such a segment, with the flag decoding, state transitions and
+//! close bookkeeping that cannot apply left out. It declines (changing
+//! nothing) any other segment, which then takes the general path.
+
+use super::endpoint::*;
+use super::machine::pair;
+use super::*;
+
+impl TcpConnection {
+    /// Handles the segment if it is the common case; false (nothing
+    /// changed) otherwise.
+    #[inline]
+    pub(super) fn established_segment(&mut self, dir: Direction, seg: &TcpSegment) -> bool {
+        // Established or partial on both sides rules out the first segment
+        // (port flip), a lone SYN-ACK's flip and every state transition a
+        // segment without SYN, FIN or RST could make.
+        if seg.flags & (SYN | FIN | RST | ACK) != ACK || seg.checksum_ok == Some(false) {
+            return false;
+        }
+        let s = self.index(dir);
+        let r = 1 - s;
+        let (me, peer) = pair(&mut self.endpoints, s);
+        let open = |e: &Endpoint| matches!(e.state, State::Established | State::Partial);
+        if !open(me) || !open(peer) {
+            return false;
+        }
+        // Zeek's `is_clean` on both sides: gaps count only when established.
+        let clean = me.state == State::Established && peer.state == State::Established;
+        self.segments = self.segments.saturating_add(1);
+        let len = seg.payload_len;
+        let seq_end = seg.seq.wrapping_add(len);
+        let (rel_seq, underflow) = me.relative(seg.seq, me.last_seq, me.seq_wraps);
+        // The peer is not silent: its ack numbering exists.
+        let (rel, ack_underflow) = peer.relative(seg.ack, peer.ack_seq, peer.ack_wraps);
+        if !ack_underflow {
+            peer.update_ack(seg.ack);
+        }
+        let rel_ack = if ack_underflow { 0 } else { rel };
+        // `update_last_seq` without SYN, FIN or RST, outside Reset.
+        let retransmit = if seq_delta(seq_end, me.last_seq) > 0 {
+            me.update_last(seq_end);
+            false
+        } else {
+            len > 0
+        };
+        // History letters in the general path's order: D/A, W, T, G.
+        let (mask, code) = if len > 0 {
+            (HIST_DATA, b'D')
+        } else {
+            (HIST_ACK, b'A')
+        };
+        self.seen_before(s, mask, code);
+        if seg.window == 0 {
+            self.scaled(s, |e| &mut e.zero_windows, b'W');
+        }
+        if retransmit {
+            self.scaled(s, |e| &mut e.retransmits, b'T');
+        }
+        // `ack_received`.
+        let e = &mut self.endpoints[r];
+        let mut up_to = rel_ack;
+        if e.fin_count > 0 && up_to >= e.fin_seq {
+            up_to = e.fin_seq.saturating_sub(1);
+        }
+        let (bytes, holes) = e.stream.acked(up_to);
+        if clean {
+            self.missed = self.missed.saturating_add(bytes);
+            for _ in 0..holes {
+                self.scaled(r, |e| &mut e.gaps, b'G');
+            }
+        }
+        if len > 0 && !underflow && seg.checksum_ok.is_some() {
+            let me = &mut self.endpoints[s];
+            let nothing_acked = me.no_data_acked();
+            me.stream.data(rel_seq, u64::from(len), nothing_acked);
+        }
+        true
+    }
+}
