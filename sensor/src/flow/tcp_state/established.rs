@@ -25,7 +25,6 @@ impl TcpConnection {
             return false;
         }
         let s = self.index(dir);
-        let r = 1 - s;
         let (me, peer) = pair(&mut self.endpoints, s);
         let open = |e: &Endpoint| matches!(e.state, State::Established | State::Partial);
         if !open(me) || !open(peer) {
@@ -33,16 +32,16 @@ impl TcpConnection {
         }
         // Zeek's `is_clean` on both sides: gaps count only when established.
         let clean = me.state == State::Established && peer.state == State::Established;
-        self.segments = self.segments.saturating_add(1);
         let len = seg.payload_len;
         let seq_end = seg.seq.wrapping_add(len);
         let (rel_seq, underflow) = me.relative(seg.seq, me.last_seq, me.seq_wraps);
         // The peer is not silent: its ack numbering exists.
         let (rel, ack_underflow) = peer.relative(seg.ack, peer.ack_seq, peer.ack_wraps);
+        let mut rel_ack = 0;
         if !ack_underflow {
             peer.update_ack(seg.ack);
+            rel_ack = rel;
         }
-        let rel_ack = if ack_underflow { 0 } else { rel };
         // `update_last_seq` without SYN, FIN or RST, outside Reset.
         let retransmit = if seq_delta(seq_end, me.last_seq) > 0 {
             me.update_last(seq_end);
@@ -50,6 +49,26 @@ impl TcpConnection {
         } else {
             len > 0
         };
+        // The counters first, their letters below (they touch no endpoint).
+        let zero_window_letter = seg.window == 0 && me.zero_windows.bump();
+        let retransmit_letter = retransmit && me.retransmits.bump();
+        // `ack_received` on the peer's stream.
+        let mut up_to = rel_ack;
+        if peer.fin_count > 0 && up_to >= peer.fin_seq {
+            up_to = peer.fin_seq.saturating_sub(1);
+        }
+        let (bytes, holes) = peer.stream.acked(up_to);
+        let mut gap_letters = 0;
+        if clean {
+            self.missed = self.missed.saturating_add(bytes);
+            for _ in 0..holes {
+                gap_letters += u32::from(peer.gaps.bump());
+            }
+        }
+        if len > 0 && !underflow && seg.checksum_ok.is_some() {
+            let nothing_acked = me.no_data_acked();
+            me.stream.data(rel_seq, u64::from(len), nothing_acked);
+        }
         // History letters in the general path's order: D/A, W, T, G.
         let (mask, code) = if len > 0 {
             (HIST_DATA, b'D')
@@ -57,29 +76,14 @@ impl TcpConnection {
             (HIST_ACK, b'A')
         };
         self.seen_before(s, mask, code);
-        if seg.window == 0 {
-            self.scaled(s, |e| &mut e.zero_windows, b'W');
+        if zero_window_letter {
+            self.letter(s, b'W');
         }
-        if retransmit {
-            self.scaled(s, |e| &mut e.retransmits, b'T');
+        if retransmit_letter {
+            self.letter(s, b'T');
         }
-        // `ack_received`.
-        let e = &mut self.endpoints[r];
-        let mut up_to = rel_ack;
-        if e.fin_count > 0 && up_to >= e.fin_seq {
-            up_to = e.fin_seq.saturating_sub(1);
-        }
-        let (bytes, holes) = e.stream.acked(up_to);
-        if clean {
-            self.missed = self.missed.saturating_add(bytes);
-            for _ in 0..holes {
-                self.scaled(r, |e| &mut e.gaps, b'G');
-            }
-        }
-        if len > 0 && !underflow && seg.checksum_ok.is_some() {
-            let me = &mut self.endpoints[s];
-            let nothing_acked = me.no_data_acked();
-            me.stream.data(rel_seq, u64::from(len), nothing_acked);
+        for _ in 0..gap_letters {
+            self.letter(1 - s, b'G');
         }
         true
     }

@@ -113,7 +113,8 @@ pub struct TcpConnection {
     history: History,
     missed: u64,
     close_complete: bool,
-    segments: u64,
+    /// A segment was fed (the port heuristic applies to the first only).
+    started: bool,
     /// First segment's ports for the port heuristic.
     ports: Option<PortHint>,
 }
@@ -149,12 +150,12 @@ impl TcpConnection {
 
     /// `on_segment` for any segment; `established_segment` is its shortcut.
     fn general_segment(&mut self, dir: Direction, seg: &TcpSegment) -> RoleChange {
-        let mut flipped = self.segments == 0 && self.port_flip(seg.flags);
+        let mut flipped = !self.started && self.port_flip(seg.flags);
         if flipped {
             self.orig = 1 - self.orig;
             self.push(b'^');
         }
-        self.segments = self.segments.saturating_add(1);
+        self.started = true;
         let dir = if flipped { dir.reverse() } else { dir };
         if seg.checksum_ok == Some(false) {
             // Zeek 8.2+ records the error ('C'/'c') and drops the segment.
@@ -354,6 +355,6 @@ impl TcpConnection {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;

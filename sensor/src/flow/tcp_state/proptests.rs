@@ -4,8 +4,8 @@
 
 use super::endpoint::State;
 use super::*;
-use proptest::prelude::*;
 use Direction::{Originator as O, Responder as R};
+use proptest::prelude::*;
 
 /// One generated segment, relative to where its direction's stream stands.
 #[derive(Debug, Clone)]
@@ -114,12 +114,20 @@ fn compare(isns: (u32, u32), handshake: bool, hinted: bool, steps: &[Step]) -> u
         if probe.established_segment(*dir, seg) {
             taken += 1;
         } else {
-            assert_eq!(format!("{probe:?}"), before, "segment {i}: declined but changed");
+            assert_eq!(
+                format!("{probe:?}"),
+                before,
+                "segment {i}: declined but changed"
+            );
         }
         let a = fast.on_segment(*dir, seg);
         let b = general.general_segment(*dir, seg);
         assert_eq!(a, b, "segment {i} {seg:?}: role change");
-        assert_eq!(format!("{fast:?}"), format!("{general:?}"), "segment {i} {seg:?}");
+        assert_eq!(
+            format!("{fast:?}"),
+            format!("{general:?}"),
+            "segment {i} {seg:?}"
+        );
         assert_eq!(fast.conn_state(), general.conn_state());
         assert_eq!(fast.history(), general.history());
         assert_eq!(fast.payload_bytes(O), general.payload_bytes(O));
@@ -176,11 +184,26 @@ fn established_data_and_acks_take_the_fast_path() {
     assert_eq!(compare((1000, u32::MAX - 10), true, false, &steps), 5);
     // Retransmissions, gaps, a zero window and an unknown checksum too.
     let odd = [
-        Step { seq_jitter: -100, ..plain(false, ACK, 100) },
-        Step { seq_jitter: 5000, ..plain(true, ACK, 10) },
-        Step { ack_jitter: 9000, ..plain(false, ACK, 0) },
-        Step { window_zero: true, ..plain(true, ACK, 0) },
-        Step { checksum: None, ..plain(false, ACK, 50) },
+        Step {
+            seq_jitter: -100,
+            ..plain(false, ACK, 100)
+        },
+        Step {
+            seq_jitter: 5000,
+            ..plain(true, ACK, 10)
+        },
+        Step {
+            ack_jitter: 9000,
+            ..plain(false, ACK, 0)
+        },
+        Step {
+            window_zero: true,
+            ..plain(true, ACK, 0)
+        },
+        Step {
+            checksum: None,
+            ..plain(false, ACK, 50)
+        },
     ];
     assert_eq!(compare((7, 9), true, false, &odd), 6);
     // Without the handshake both sides are partial once each has spoken.
