@@ -1,6 +1,6 @@
 //! The fast path for the segment nearly every packet is: both endpoints
-//! established or partial (the handshake was not captured), ACK set, no SYN,
-//! FIN or RST, checksum not known bad.
+//! established, partial (the handshake was not captured) or closed by a
+//! FIN, ACK set, no SYN, FIN or RST, checksum not known bad.
 //!
 //! Input: the segment and its direction, as for
 //! [`TcpConnection::on_segment`]. Output: the same state changes, history
@@ -18,20 +18,19 @@ impl TcpConnection {
     /// changed) otherwise.
     #[inline]
     pub(super) fn established_segment(&mut self, dir: Direction, seg: &TcpSegment) -> bool {
-        // Established or partial on both sides rules out the first segment
-        // (port flip), a lone SYN-ACK's flip and every state transition a
-        // segment without SYN, FIN or RST could make.
+        // Established, partial or closed on both sides rules out the first
+        // segment (port flip), a lone SYN-ACK's flip and every state
+        // transition a segment without SYN, FIN or RST could make.
         if seg.flags & (SYN | FIN | RST | ACK) != ACK || seg.checksum_ok == Some(false) {
             return false;
         }
         let s = self.index(dir);
         let (me, peer) = pair(&mut self.endpoints, s);
-        let open = |e: &Endpoint| matches!(e.state, State::Established | State::Partial);
+        let open =
+            |e: &Endpoint| matches!(e.state, State::Established | State::Partial | State::Closed);
         if !open(me) || !open(peer) {
             return false;
         }
-        // Zeek's `is_clean` on both sides: gaps count only when established.
-        let clean = me.state == State::Established && peer.state == State::Established;
         let len = seg.payload_len;
         let seq_end = seg.seq.wrapping_add(len);
         let (rel_seq, underflow) = me.relative(seg.seq, me.last_seq, me.seq_wraps);
@@ -50,7 +49,9 @@ impl TcpConnection {
             len > 0
         };
         // The counters first, their letters below (they touch no endpoint).
-        let zero_window_letter = seg.window == 0 && me.zero_windows.bump();
+        // Zero windows are boring after the peer's FIN.
+        let zero_window_letter =
+            seg.window == 0 && peer.state != State::Closed && me.zero_windows.bump();
         let retransmit_letter = retransmit && me.retransmits.bump();
         // `ack_received` on the peer's stream.
         let mut up_to = rel_ack;
@@ -59,7 +60,7 @@ impl TcpConnection {
         }
         let (bytes, holes) = peer.stream.acked(up_to);
         let mut gap_letters = 0;
-        if clean {
+        if me.is_clean() && peer.is_clean() {
             self.missed = self.missed.saturating_add(bytes);
             for _ in 0..holes {
                 gap_letters += u32::from(peer.gaps.bump());

@@ -233,3 +233,41 @@ fn other_segments_take_the_general_path() {
     assert!(c.established_segment(R, &tcp(ACK, 501, 101, 0)));
     assert_eq!(c.history(), "ShAa");
 }
+
+#[test]
+fn acks_after_a_fin_take_the_fast_path() {
+    let step = |from_resp, flags, len, window_zero| Step {
+        from_resp,
+        flags,
+        seq_jitter: 0,
+        ack_jitter: 0,
+        len,
+        window_zero,
+        checksum: Some(true),
+    };
+    let steps = [
+        step(false, ACK | 0x08, 100, false),
+        step(true, FIN | ACK, 0, false),
+        // A zero window toward a closed peer adds no W.
+        step(false, ACK, 0, true),
+        step(true, ACK, 0, true),
+        step(false, FIN | ACK, 0, false),
+        step(true, ACK, 0, false),
+    ];
+    // The handshake's ACK, the data, and the three ACKs after a FIN.
+    assert_eq!(compare((5, 50), true, false, &steps), 5);
+    let mut c = TcpConnection::new();
+    for (dir, s) in [
+        (O, tcp(SYN, 5, 0, 0)),
+        (R, tcp(SYN | ACK, 50, 6, 0)),
+        (O, tcp(ACK, 6, 51, 0)),
+        (R, tcp(FIN | ACK, 51, 6, 0)),
+    ] {
+        c.on_segment(dir, &s);
+    }
+    let mut zero = tcp(ACK, 6, 52, 0);
+    zero.window = 0;
+    assert!(c.established_segment(O, &zero));
+    assert_eq!(c.history(), "ShAf");
+    assert_eq!(c.conn_state(), "S3");
+}
