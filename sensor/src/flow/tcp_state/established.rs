@@ -60,7 +60,8 @@ impl TcpConnection {
         }
         let (bytes, holes) = peer.stream.acked(up_to);
         let mut gap_letters = 0;
-        if me.is_clean() && peer.is_clean() {
+        // No hole, no missed bytes: skip the states' cleanliness.
+        if holes > 0 && me.is_clean() && peer.is_clean() {
             self.missed = self.missed.saturating_add(bytes);
             for _ in 0..holes {
                 gap_letters += u32::from(peer.gaps.bump());
