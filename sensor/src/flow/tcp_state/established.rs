@@ -33,7 +33,9 @@ impl TcpConnection {
         }
         let len = seg.payload_len;
         let seq_end = seg.seq.wrapping_add(len);
-        let (rel_seq, underflow) = me.relative(seg.seq, me.last_seq, me.seq_wraps);
+        // Only data needs the relative sequence number, against the highest
+        // sequence number before this segment.
+        let (last_seq, seq_wraps) = (me.last_seq, me.seq_wraps);
         // The peer is not silent: its ack numbering exists.
         let (rel, ack_underflow) = peer.relative(seg.ack, peer.ack_seq, peer.ack_wraps);
         let mut rel_ack = 0;
@@ -67,9 +69,12 @@ impl TcpConnection {
                 gap_letters += u32::from(peer.gaps.bump());
             }
         }
-        if len > 0 && !underflow && seg.checksum_ok.is_some() {
-            let nothing_acked = me.no_data_acked();
-            me.stream.data(rel_seq, u64::from(len), nothing_acked);
+        if len > 0 && seg.checksum_ok.is_some() {
+            let (rel_seq, underflow) = me.relative(seg.seq, last_seq, seq_wraps);
+            if !underflow {
+                let nothing_acked = me.no_data_acked();
+                me.stream.data(rel_seq, u64::from(len), nothing_acked);
+            }
         }
         // History letters in the general path's order: D/A, W, T, G.
         let (mask, code) = if len > 0 {
