@@ -67,6 +67,7 @@ pub enum RoleChange {
 }
 
 mod endpoint;
+mod established;
 mod machine;
 
 use endpoint::*;
@@ -112,7 +113,8 @@ pub struct TcpConnection {
     history: History,
     missed: u64,
     close_complete: bool,
-    segments: u64,
+    /// A segment was fed (the port heuristic applies to the first only).
+    started: bool,
     /// First segment's ports for the port heuristic.
     ports: Option<PortHint>,
 }
@@ -140,12 +142,20 @@ impl TcpConnection {
     /// Returns Flip when Zeek would swap originator and responder at this point (then the tracker has already
     /// swapped its own endpoint state and recorded '^'; the caller swaps its counters and addresses).
     pub fn on_segment(&mut self, dir: Direction, seg: &TcpSegment) -> RoleChange {
-        let mut flipped = self.segments == 0 && self.port_flip(seg.flags);
+        if self.established_segment(dir, seg) {
+            return RoleChange::Keep;
+        }
+        self.general_segment(dir, seg)
+    }
+
+    /// `on_segment` for any segment; `established_segment` is its shortcut.
+    fn general_segment(&mut self, dir: Direction, seg: &TcpSegment) -> RoleChange {
+        let mut flipped = !self.started && self.port_flip(seg.flags);
         if flipped {
             self.orig = 1 - self.orig;
             self.push(b'^');
         }
-        self.segments = self.segments.saturating_add(1);
+        self.started = true;
         let dir = if flipped { dir.reverse() } else { dir };
         if seg.checksum_ok == Some(false) {
             // Zeek 8.2+ records the error ('C'/'c') and drops the segment.
@@ -344,5 +354,7 @@ impl TcpConnection {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
