@@ -97,7 +97,21 @@ impl SensorProcess {
         let vxlan: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
         let geneve: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
         let health: SocketAddr = ([127, 0, 0, 1], free_port(false)?).into();
-        let dir = std::env::temp_dir().join(format!("live-bench-{}", std::process::id()));
+        // Records go to a file in memory (/dev/shm) when there is one: on a
+        // disk, kernel threads write them back outside the sensor's CPU time
+        // and outside a --receiver-quota limit, work the drain does not get
+        // to leave to others.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
+            "live-bench-{}-{}",
+            std::process::id(),
+            vxlan.port()
+        ));
         std::fs::create_dir_all(&dir)?;
         let args: Vec<String> = vec![
             "-c".into(),
