@@ -40,9 +40,10 @@ pub struct CpuQuota {
 }
 
 impl CpuQuota {
-    /// Creates the group with `percent` % of one CPU (1 to 100) in every
-    /// `period_us` (10 ms to 1 s; the quota must come to at least 1 ms).
-    pub fn create(percent: u32, period_us: u64) -> Result<Self> {
+    /// The quota in microseconds for `percent` % of one CPU (1 to 100) in
+    /// every `period_us` (10 ms to 1 s); an error for values the kernel
+    /// cannot apply (a quota under 1 ms).
+    pub fn quota_us(percent: u32, period_us: u64) -> Result<u64> {
         if !(1..=100).contains(&percent) {
             bail!("--receiver-quota {percent}: give 1 to 100 (% of one CPU), or 0 for no limit");
         }
@@ -57,12 +58,15 @@ impl CpuQuota {
                 period_us / 1000
             );
         }
+        Ok(quota_us)
+    }
+
+    /// Creates the group (see [`CpuQuota::quota_us`] for the values).
+    pub fn create(percent: u32, period_us: u64) -> Result<Self> {
+        let quota_us = Self::quota_us(percent, period_us)?;
         let root = Path::new(CPU_HIERARCHY);
         if !root.join("cpu.cfs_quota_us").exists() {
-            bail!(
-                "no cgroup v1 cpu controller at {CPU_HIERARCHY} (needed by --receiver-quota; \
-                 run with --receiver-quota 0 to measure without a limit)"
-            );
+            bail!("no cgroup v1 cpu controller at {CPU_HIERARCHY} (needed by --receiver-quota)");
         }
         static GROUPS: AtomicU32 = AtomicU32::new(0);
         let n = GROUPS.fetch_add(1, Ordering::Relaxed);
