@@ -13,9 +13,9 @@
 //! start. Does not: count anything.
 
 use super::headers;
+use super::ip::plain;
 use super::tunnel::{Encap, OuterAddrs, TunnelContext};
 use super::{Decoded, Decoder, InnerPacket, Transport};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
@@ -46,40 +46,11 @@ impl Decoder {
         if !matches!(be16([ether[12], ether[13]]), 0x0800 | 0x86dd) {
             return None;
         }
-        // The version nibble decides, as in the general path.
-        let version = ip.first()? >> 4;
-        let (proto, ip_len, ip_id, l4) = match version {
-            4 => {
-                let h = ip.first_chunk::<20>()?;
-                let header_len = usize::from(h[0] & 0x0f) * 4;
-                let total = usize::from(be16([h[2], h[3]]));
-                let fragmenting = be16([h[6], h[7]]) & 0x3fff != 0;
-                if header_len < 20 || total < header_len || total > ip.len() || fragmenting {
-                    return None;
-                }
-                (
-                    h[9],
-                    total as u32,
-                    u32::from(be16([h[4], h[5]])),
-                    ip.get(header_len..total)?,
-                )
-            }
-            6 => {
-                let h = ip.first_chunk::<40>()?;
-                let payload_len = usize::from(be16([h[4], h[5]]));
-                if payload_len == 0 || 40 + payload_len > ip.len() {
-                    return None;
-                }
-                (
-                    h[6],
-                    40 + payload_len as u32,
-                    u32::from_be_bytes([0, h[1] & 0x0f, h[2], h[3]]),
-                    ip.get(40..40 + payload_len)?,
-                )
-            }
-            _ => return None,
-        };
-        let transport = match proto {
+        // The plain IP header the general path also reads directly
+        // (`ip::plain`); its other cases go to the general path.
+        let parts = plain(ip)?;
+        let l4 = parts.l4;
+        let transport = match parts.proto {
             6 => {
                 // A cut header is an anomaly: the general path counts it.
                 let h = l4.first_chunk::<20>()?;
@@ -124,20 +95,6 @@ impl Decoder {
             }
             _ => return None,
         };
-        // Read last, straight into the packet, rather than carried through
-        // the checks above.
-        let (src, dst) = match version {
-            4 => {
-                let h = ip.first_chunk::<20>()?;
-                let addr = |at: usize| h[at..].first_chunk::<4>().map(|a| Ipv4Addr::from(*a));
-                (IpAddr::V4(addr(12)?), IpAddr::V4(addr(16)?))
-            }
-            _ => {
-                let h = ip.first_chunk::<40>()?;
-                let addr = |at: usize| h[at..].first_chunk::<16>().map(|a| Ipv6Addr::from(*a));
-                (IpAddr::V6(addr(8)?), IpAddr::V6(addr(24)?))
-            }
-        };
         let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
         // Room is certain (the context was cleared and holds at least one
         // layer), but a refusal must leave the datagram to the general path.
@@ -145,12 +102,12 @@ impl Decoder {
             return None;
         }
         Some(Decoded::Packet(InnerPacket {
-            src,
-            dst,
-            proto,
-            ip_len,
-            truncated_bytes: 0,
-            ip_id,
+            src: parts.src,
+            dst: parts.dst,
+            proto: parts.proto,
+            ip_len: parts.ip_len,
+            truncated_bytes: parts.truncated_bytes,
+            ip_id: parts.ip_id,
             transport,
             l4_bytes: l4,
         }))
@@ -165,6 +122,7 @@ mod tests {
     use crate::metrics::Counters;
     use etherparse::PacketBuilder;
     use proptest::prelude::*;
+    use std::net::IpAddr;
 
     fn outer() -> OuterAddrs {
         OuterAddrs {

@@ -18,23 +18,24 @@ use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpSlice, UdpSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What the transport stage needs from an unfragmented IP header.
-struct IpParts<'a> {
-    src: IpAddr,
-    dst: IpAddr,
+pub(super) struct IpParts<'a> {
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
     /// Protocol after any extension headers.
-    proto: u8,
+    pub(super) proto: u8,
     /// Total length the header claims (see [`InnerPacket::ip_len`]).
-    ip_len: u32,
+    pub(super) ip_len: u32,
     /// See [`InnerPacket::ip_id`].
-    ip_id: u32,
-    truncated_bytes: u32,
+    pub(super) ip_id: u32,
+    pub(super) truncated_bytes: u32,
     /// The transport bytes present, cut to the length the header claims.
-    l4: &'a [u8],
+    pub(super) l4: &'a [u8],
 }
 
 /// Reads a plain IP header (see the module documentation); `None` for
 /// anything that needs the general parser.
-fn plain(b: &[u8]) -> Option<IpParts<'_>> {
+#[inline(always)]
+pub(super) fn plain(b: &[u8]) -> Option<IpParts<'_>> {
     match b.first()? >> 4 {
         4 => {
             let h = b.first_chunk::<20>()?;
