@@ -157,23 +157,7 @@ impl RecvBatch {
         self.received == 0
     }
 
-    /// The `i`-th datagram of the last call.
-    #[inline(always)]
-    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
-        if i >= self.received {
-            return None;
-        }
-        let start = i * self.buffer_bytes;
-        let buffer = self.data.get(start..start + self.buffer_bytes)?;
-        let control = self
-            .control
-            .get(i * CONTROL_BYTES..(i + 1) * CONTROL_BYTES)?;
-        let (h, name) = (self.headers.get(i)?, self.names.get(i)?);
-        Some(datagram(h, name, buffer, control, &self.defaults))
-    }
-
-    /// The datagrams of the last call, in order: what [`Self::get`] gives
-    /// for each index, without an index to check.
+    /// The datagrams of the last call, in order.
     #[inline(always)]
     pub fn datagrams(&self) -> impl Iterator<Item = Datagram<'_>> {
         let received = self.received.min(self.headers.len());

@@ -299,9 +299,8 @@ mod tests {
         // Loopback delivers synchronously; a few calls at most.
         for _ in 0..10 {
             let n = s.recv_batch(&mut b).unwrap();
-            for i in 0..n {
-                got.push(b.get(i).unwrap().payload[0]);
-                let d = b.get(i).unwrap();
+            for d in b.datagrams().take(n) {
+                got.push(d.payload[0]);
                 assert_eq!(d.len, 100);
                 assert!(!d.truncated);
                 assert_eq!(d.peer_ip, tx.local_addr().unwrap().ip());
@@ -318,7 +317,7 @@ mod tests {
             }
         }
         assert_eq!(got, (0..40).collect::<Vec<u8>>());
-        assert!(b.get(40).is_none());
+        assert!(b.datagrams().nth(40).is_none());
     }
 
     /// One control message as the kernel lays it out.
@@ -414,7 +413,7 @@ mod tests {
         tx.send(&[7u8; 1000]).unwrap();
         let mut b = RecvBatch::new(4, 64);
         assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
-        let d = b.get(0).unwrap();
+        let d = b.datagrams().next().unwrap();
         assert!(d.truncated);
         assert_eq!(d.len, 1000);
         assert_eq!(d.payload, &[7u8; 64][..]);
@@ -443,7 +442,7 @@ mod tests {
         // The kernel stamps the count on datagrams queued after the drops.
         tx.send(b"after").unwrap();
         assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
-        let d = b.get(0).unwrap();
+        let d = b.datagrams().next().unwrap();
         assert_eq!(d.payload, b"after");
         assert_eq!(d.kernel_drops, Some((200 - received) as u32));
     }
@@ -477,7 +476,7 @@ mod tests {
         tx.send_to(b"hello", s.local_addr()).unwrap();
         let mut b = RecvBatch::new(32, 9216);
         assert_eq!(s.recv_batch(&mut b).unwrap(), 1);
-        let d = b.get(0).unwrap();
+        let d = b.datagrams().next().unwrap();
         assert_eq!(d.payload, b"hello");
         assert_eq!(d.local_ip, IpAddr::from(Ipv6Addr::LOCALHOST));
         assert_eq!(d.peer_ip, tx.local_addr().unwrap().ip());
