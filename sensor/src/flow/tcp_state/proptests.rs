@@ -3,6 +3,7 @@
 //! role changes; the fast path takes exactly the segments it claims.
 
 use super::endpoint::State;
+use super::tests::seg;
 use super::*;
 use Direction::{Originator as O, Responder as R};
 use proptest::prelude::*;
@@ -88,24 +89,24 @@ fn compare(isns: (u32, u32), handshake: bool, hinted: bool, steps: &[Step]) -> u
     let mut segs: Vec<(Direction, TcpSegment)> = Vec::new();
     if handshake {
         let (o, r) = (isns.0, isns.1);
-        segs.push((O, tcp(SYN, o, 0, 0)));
-        segs.push((R, tcp(SYN | ACK, r, o.wrapping_add(1), 0)));
-        segs.push((O, tcp(ACK, o.wrapping_add(1), r.wrapping_add(1), 0)));
+        segs.push((O, seg(SYN, o, 0, 0)));
+        segs.push((R, seg(SYN | ACK, r, o.wrapping_add(1), 0)));
+        segs.push((O, seg(ACK, o.wrapping_add(1), r.wrapping_add(1), 0)));
         next = [o.wrapping_add(1), r.wrapping_add(1)];
     }
     for st in steps {
         let (dir, me, peer) = if st.from_resp { (R, 1, 0) } else { (O, 0, 1) };
-        let mut seg = tcp(
+        let mut segment = seg(
             st.flags,
             shift(next[me], st.seq_jitter),
             shift(next[peer], st.ack_jitter),
             st.len,
         );
-        seg.window = if st.window_zero { 0 } else { 1024 };
-        seg.checksum_ok = st.checksum;
+        segment.window = if st.window_zero { 0 } else { 1024 };
+        segment.checksum_ok = st.checksum;
         let octets = st.len + u32::from(st.flags & SYN != 0) + u32::from(st.flags & FIN != 0);
-        next[me] = seg.seq.wrapping_add(octets);
-        segs.push((dir, seg));
+        next[me] = segment.seq.wrapping_add(octets);
+        segs.push((dir, segment));
     }
     let mut taken = 0;
     for (i, (dir, seg)) in segs.iter().enumerate() {
@@ -138,17 +139,6 @@ fn compare(isns: (u32, u32), handshake: bool, hinted: bool, steps: &[Step]) -> u
 
 fn shift(base: u32, by: i64) -> u32 {
     base.wrapping_add(by as u32)
-}
-
-fn tcp(flags: u8, seq: u32, ack: u32, len: u32) -> TcpSegment {
-    TcpSegment {
-        flags,
-        seq,
-        ack,
-        window: 1024,
-        payload_len: len,
-        checksum_ok: Some(true),
-    }
 }
 
 proptest! {
@@ -218,19 +208,19 @@ fn other_segments_take_the_general_path() {
     let mut c = TcpConnection::new();
     let before = format!("{c:?}");
     // Not established yet.
-    assert!(!c.established_segment(O, &tcp(ACK, 1, 1, 10)));
+    assert!(!c.established_segment(O, &seg(ACK, 1, 1, 10)));
     assert_eq!(format!("{c:?}"), before);
-    c.on_segment(O, &tcp(SYN, 100, 0, 0));
-    c.on_segment(R, &tcp(SYN | ACK, 500, 101, 0));
-    c.on_segment(O, &tcp(ACK, 101, 501, 0));
+    c.on_segment(O, &seg(SYN, 100, 0, 0));
+    c.on_segment(R, &seg(SYN | ACK, 500, 101, 0));
+    c.on_segment(O, &seg(ACK, 101, 501, 0));
     assert_eq!(c.endpoints[0].state, State::Established);
     for flags in [SYN | ACK, FIN | ACK, RST | ACK, 0x08, 0] {
-        assert!(!c.established_segment(R, &tcp(flags, 501, 101, 0)));
+        assert!(!c.established_segment(R, &seg(flags, 501, 101, 0)));
     }
-    let mut bad = tcp(ACK, 501, 101, 0);
+    let mut bad = seg(ACK, 501, 101, 0);
     bad.checksum_ok = Some(false);
     assert!(!c.established_segment(R, &bad));
-    assert!(c.established_segment(R, &tcp(ACK, 501, 101, 0)));
+    assert!(c.established_segment(R, &seg(ACK, 501, 101, 0)));
     assert_eq!(c.history(), "ShAa");
 }
 
@@ -258,14 +248,14 @@ fn acks_after_a_fin_take_the_fast_path() {
     assert_eq!(compare((5, 50), true, false, &steps), 5);
     let mut c = TcpConnection::new();
     for (dir, s) in [
-        (O, tcp(SYN, 5, 0, 0)),
-        (R, tcp(SYN | ACK, 50, 6, 0)),
-        (O, tcp(ACK, 6, 51, 0)),
-        (R, tcp(FIN | ACK, 51, 6, 0)),
+        (O, seg(SYN, 5, 0, 0)),
+        (R, seg(SYN | ACK, 50, 6, 0)),
+        (O, seg(ACK, 6, 51, 0)),
+        (R, seg(FIN | ACK, 51, 6, 0)),
     ] {
         c.on_segment(dir, &s);
     }
-    let mut zero = tcp(ACK, 6, 52, 0);
+    let mut zero = seg(ACK, 6, 52, 0);
     zero.window = 0;
     assert!(c.established_segment(O, &zero));
     assert_eq!(c.history(), "ShAf");

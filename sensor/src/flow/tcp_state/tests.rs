@@ -16,7 +16,9 @@ fn hinted(src_port: u16, dst_port: u16) -> TcpConnection {
 const A: u8 = ACK;
 const PA: u8 = ACK | 0x08;
 
-fn seg(flags: u8, seq: u32, ack: u32, len: u32) -> TcpSegment {
+/// A segment with a fixed window and a good checksum (the property tests
+/// build theirs with it too).
+pub(super) fn seg(flags: u8, seq: u32, ack: u32, len: u32) -> TcpSegment {
     TcpSegment {
         flags,
         seq,
