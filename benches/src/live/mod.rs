@@ -165,8 +165,11 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
 
     let setup = drain_setup(o, o.rcvbuf_bytes)?;
     let drain = Drain::start(std::net::Ipv4Addr::LOCALHOST.into(), &setup)?;
-    if let Some(q) = &quota {
-        drain.limit(q)?;
+    if let Some(q) = &quota
+        && let Err(e) = drain.limit(q)
+    {
+        drain.stop();
+        return Err(e);
     }
     println!(
         "\nceiling: bare recvmmsg drain on {} (SO_RCVBUF granted {} bytes)",
@@ -185,17 +188,22 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
         o.workers,
         o.rcvbuf_bytes,
     )?;
-    let sensor = Target::Sensor(sensor);
-    if let (Some(q), Target::Sensor(s)) = (&quota, &sensor) {
-        s.limit(q)?;
-        println!(
-            "\nsensor: {} (its {} threads limited)",
-            s.command_line,
-            q.threads().len()
-        );
-    } else if let Target::Sensor(s) = &sensor {
-        println!("\nsensor: {}", s.command_line);
+    // Stopped on every way out, as after the search.
+    if let Some(q) = &quota
+        && let Err(e) = sensor.limit(q)
+    {
+        sensor.stop()?;
+        return Err(e);
     }
+    match &quota {
+        Some(q) => println!(
+            "\nsensor: {} (its {} threads limited)",
+            sensor.command_line,
+            q.threads().len()
+        ),
+        None => println!("\nsensor: {}", sensor.command_line),
+    }
+    let sensor = Target::Sensor(sensor);
     let sensor_result = search(o, &sensor);
     if let Ok(drops) = sensor.drops() {
         println!("sensor drops by reason over the whole search: {drops:?}");
