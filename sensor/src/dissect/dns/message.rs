@@ -278,7 +278,9 @@ pub fn parse(msg: &[u8]) -> Result<Message, Malformed> {
     let mut m = Message {
         header,
         question: first.map(|(q, _)| q),
-        answers: Vec::new(),
+        // Room for the answers announced (up to a few: the count is the
+        // sender's word), allocated once instead of grown from empty.
+        answers: Vec::with_capacity(usize::from(header.ancount.min(4))),
         ext_rcode: None,
         anomalies: Vec::new(),
     };

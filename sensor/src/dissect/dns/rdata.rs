@@ -73,20 +73,25 @@ pub fn present(msg: &[u8], rtype: u16, start: usize, len: usize) -> Result<Strin
         pos: start,
         end,
     };
-    let mut out = String::new();
+    // Addresses, most answers, get their longest text's room at once (a
+    // reserve on an empty string takes the growth path).
     match rtype {
         1 => {
             let b: [u8; 4] = rd.try_into().map_err(|_| Malformed("rdata_bad_length"))?;
-            out.reserve(15);
+            let mut out = String::with_capacity(15);
             push_ipv4(&mut out, b);
             return Ok(out);
         }
         28 => {
             let b: [u8; 16] = rd.try_into().map_err(|_| Malformed("rdata_bad_length"))?;
-            out.reserve(39);
+            let mut out = String::with_capacity(39);
             push_ipv6(&mut out, &Ipv6Addr::from(b));
             return Ok(out);
         }
+        _ => {}
+    }
+    let mut out = String::new();
+    match rtype {
         2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => {
             out = r.name()?;
         }
