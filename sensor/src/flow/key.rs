@@ -60,9 +60,10 @@ impl PacketTuple {
 impl PacketTuple {
     /// `src <= dst`, asked for every packet: IPv4 pairs (almost every
     /// packet) compare as numbers, which is the derived order of their
-    /// octets and port without its dispatch on the address family.
+    /// octets and port without its dispatch on the address family. True
+    /// exactly when the sender is the key's `lo` endpoint.
     #[inline]
-    fn src_first(&self) -> bool {
+    pub fn src_first(&self) -> bool {
         match (self.src.addr, self.dst.addr) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
                 (a.to_bits(), self.src.port) <= (b.to_bits(), self.dst.port)
@@ -90,7 +91,13 @@ impl FlowKey {
     /// The key of a packet's tuple in a domain.
     #[inline]
     pub fn new(domain: u64, t: &PacketTuple) -> Self {
-        let (lo, hi) = if t.src_first() {
+        Self::ordered(domain, t, t.src_first())
+    }
+
+    /// [`Self::new`] for a caller that already knows `t.src_first()`.
+    #[inline]
+    pub fn ordered(domain: u64, t: &PacketTuple, src_first: bool) -> Self {
+        let (lo, hi) = if src_first {
             (t.src, t.dst)
         } else {
             (t.dst, t.src)

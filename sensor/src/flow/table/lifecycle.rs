@@ -109,11 +109,13 @@ impl FlowTable {
             counters.drop_n(Drop::FlowTableFull, 1);
             return None;
         }
+        let orig = if flipped { tuple.dst } else { tuple.src };
         let flow = Flow {
             key,
+            orig_is_lo: orig == key.lo,
             aliases: Vec::new(),
             proto: tuple.proto,
-            orig: if flipped { tuple.dst } else { tuple.src },
+            orig,
             resp: if flipped { tuple.src } else { tuple.dst },
             flipped,
             novlan_domain,
