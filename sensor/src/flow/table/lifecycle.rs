@@ -112,7 +112,7 @@ impl FlowTable {
         let orig = if flipped { tuple.dst } else { tuple.src };
         let flow = Flow {
             key,
-            orig_is_lo: orig == key.lo,
+            orig_is_lo: orig == key.lo(),
             aliases: Vec::new(),
             proto: tuple.proto,
             orig,

@@ -188,11 +188,9 @@ impl FlowTable {
         out: &mut Vec<Record>,
         counters: &mut Counters,
     ) {
-        let tuple = PacketTuple::of(p);
         let ids = self.contexts.identities(ctx, &self.hasher);
         let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
-        let src_is_lo = tuple.src_first();
-        let key = FlowKey::ordered(domain, &tuple, src_is_lo);
+        let (key, src_is_lo) = FlowKey::of_packet(domain, p);
         let fingerprint = if vantage != 0 {
             self.fingerprint(p, src_is_lo)
         } else {
@@ -218,6 +216,7 @@ impl FlowTable {
         let slot = match slot {
             Some(s) => s,
             None => {
+                let tuple = PacketTuple::of(p);
                 let id = Identity {
                     key,
                     tuple,
@@ -291,7 +290,7 @@ impl FlowTable {
                 moves_clock = !tcp.both_closed();
                 if tcp.on_segment(dir, &seg) == RoleChange::Flip {
                     std::mem::swap(&mut flow.orig, &mut flow.resp);
-                    flow.orig_is_lo = flow.orig == flow.key.lo;
+                    flow.orig_is_lo = flow.orig == flow.key.lo();
                     flow.dirs.swap(0, 1);
                     dir = dir.reverse();
                     if let AppSlot::Active(a) = &mut flow.app {
