@@ -161,26 +161,45 @@ impl FlowKey {
 
     /// The same tuple with no domain: what two mirror sessions of one
     /// connection have in common.
-    pub fn without_domain(&self) -> Self {
-        Self { domain: 0, ..*self }
+    pub fn without_domain(&self) -> TupleKey {
+        TupleKey(Self { domain: 0, ..*self })
     }
 
-    /// The key's hash for the flow index, asked for every packet: its three
-    /// 128-bit words (three multiplies), where the derived `Hash` feeds a
-    /// dozen small writes (enum tags, lengths, octets).
+    /// The key's hash for the flow index, asked for every packet.
     #[inline]
     pub fn index_hash<S: BuildHasher>(&self, hasher: &S) -> u64 {
         let mut h = hasher.build_hasher();
+        self.write_words(&mut h);
+        h.finish()
+    }
+
+    /// Feeds the key as its three 128-bit words (three multiplies with the
+    /// table's hasher), where the derived `Hash` feeds a dozen small writes
+    /// (enum tags, lengths, octets).
+    #[inline]
+    fn write_words<H: Hasher>(&self, h: &mut H) {
         h.write_u128(u128::from(self.domain) << 64 | u128::from(self.meta));
         h.write_u128(self.lo_addr);
         h.write_u128(self.hi_addr);
-        h.finish()
+    }
+}
+
+/// A key without its domain ([`FlowKey::without_domain`]), hashed as the
+/// flow index hashes keys: the table's own lookups need no particular hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TupleKey(FlowKey);
+
+impl Hash for TupleKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.write_words(state);
     }
 }
 
 impl Hash for FlowKey {
     /// What `#[derive(Hash)]` on (domain, proto, lo, hi) feeds: the uid
     /// is made of it.
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.domain.hash(state);
         self.proto().hash(state);
@@ -211,6 +230,7 @@ fn addr_parts(a: IpAddr) -> (bool, u128) {
 }
 
 /// The endpoint `addr_parts` and a port stand for.
+#[inline]
 fn endpoint(v6: bool, bits: u128, port: u16) -> Endpoint {
     let addr = if v6 {
         IpAddr::V6(Ipv6Addr::from_bits(bits))
@@ -309,7 +329,14 @@ mod tests {
         let b = tuple("10.0.0.2", 80, "10.0.0.1", 40000);
         assert_eq!(FlowKey::new(9, &a), FlowKey::new(9, &b));
         assert_ne!(FlowKey::new(9, &a), FlowKey::new(10, &a));
-        assert_ne!(FlowKey::new(9, &a), FlowKey::new(9, &a).without_domain());
+        assert_eq!(
+            FlowKey::new(9, &a).without_domain(),
+            FlowKey::new(10, &b).without_domain()
+        );
+        assert_ne!(
+            FlowKey::new(9, &a).without_domain(),
+            FlowKey::new(9, &tuple("10.0.0.1", 40001, "10.0.0.2", 80)).without_domain()
+        );
         assert_eq!(steering_hash(&a, &s), steering_hash(&b, &s));
     }
 }

@@ -165,7 +165,8 @@ impl FlowTable {
     /// timeout, or a TCP attempt unanswered past `tcp_attempt_timeout`.
     /// Asked for every packet, so the cheap comparisons come first: most
     /// packets arrive within the shortest timeout of their flow's last one.
-    #[inline]
+    /// Always inlined: out of line, its call costs more than its body.
+    #[inline(always)]
     pub(super) fn is_due(&self, f: &Flow, now_us: i64) -> bool {
         (elapsed_at_least(now_us, f.last_us, self.us.shortest)
             && elapsed_at_least(now_us, f.last_us, self.timeout_us(f)))

@@ -17,7 +17,7 @@ use crate::flow::app::AppShared;
 use crate::flow::community_id::CommunityId;
 use crate::flow::context::ContextCache;
 use crate::flow::index::FlowIndex;
-use crate::flow::key::{FlowKey, PacketTuple};
+use crate::flow::key::{FlowKey, PacketTuple, TupleKey};
 use crate::flow::state::{Adoption, AppSlot, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet};
 use crate::flow::tcp_state::{RoleChange, TcpConnection, TcpSegment};
 use crate::metrics::Counters;
@@ -38,7 +38,7 @@ pub struct FlowTable {
     hasher: FixedState,
     /// Every key of every flow (its own and its aliases) → its slot.
     index: FlowIndex,
-    by_tuple: HashMap<FlowKey, u32, FixedState>,
+    by_tuple: HashMap<TupleKey, u32, FixedState>,
     /// Boxed: a flow is about a kilobyte, and the slot vector grows with
     /// the number of concurrent flows (no kilobyte moves on each doubling).
     slots: Vec<Option<Box<Flow>>>,
