@@ -29,6 +29,9 @@ impl FlowTable {
     ///   another VLAN (the packet is counted normally).
     ///
     /// Anything else (equal addresses in two VPCs) stays a separate flow.
+    /// Out of line, as is `create`: once per flow, and its state would weigh
+    /// on every packet's.
+    #[inline(never)]
     pub(super) fn adopt(
         &mut self,
         id: &Identity,
@@ -91,6 +94,7 @@ impl FlowTable {
         }
     }
 
+    #[inline(never)]
     pub(super) fn create(
         &mut self,
         id: &Identity,
