@@ -8,9 +8,10 @@
 //! fragmented, a length the capture holds), then a whole TCP header, or a
 //! UDP header on no tunnel port whose payload is not Teredo. Output: the
 //! same [`Decoded`] and VXLAN layer the general path gives, with no anomaly
-//! to count (each covered case has none). Anything else is `None` before
-//! `ctx` is touched, and the general path decodes the datagram from the
-//! start. Does not: count anything.
+//! to count (each covered case has none). Anything else is `None`, perhaps
+//! with the VXLAN layer already in `ctx`: the caller clears it, and the
+//! general path decodes the datagram from the start. Does not: count
+//! anything.
 
 use super::headers;
 use super::ip::plain;
@@ -23,7 +24,7 @@ fn be16(b: [u8; 2]) -> u16 {
 
 impl Decoder {
     /// Decodes a VXLAN payload of the common shape (see the module
-    /// documentation); `None` for anything else, with `ctx` untouched.
+    /// documentation); `None` for anything else, with `ctx` to be cleared.
     #[inline(always)]
     pub(super) fn vxlan_fast<'a>(
         &self,
@@ -40,6 +41,14 @@ impl Decoder {
         if u32::from_be_bytes([vxlan[0], vxlan[1], vxlan[2], vxlan[3]]) != 0x0800_0000
             || vxlan[7] != 0
         {
+            return None;
+        }
+        // The layer goes in first, so the packet's fields go straight into
+        // the result instead of waiting (on the stack) for it.
+        let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
+        // Room is certain (the context was cleared and holds at least one
+        // layer), but a refusal must leave the datagram to the general path.
+        if !ctx.push(Encap::Vxlan { vni, outer }) {
             return None;
         }
         let (ether, ip) = frame.split_first_chunk::<14>()?;
@@ -95,12 +104,6 @@ impl Decoder {
             }
             _ => return None,
         };
-        let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
-        // Room is certain (the context was cleared and holds at least one
-        // layer), but a refusal must leave the datagram to the general path.
-        if !ctx.push(Encap::Vxlan { vni, outer }) {
-            return None;
-        }
         Some(Decoded::Packet(InnerPacket {
             src: parts.src,
             dst: parts.dst,

@@ -177,10 +177,12 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Decoded<'a> {
         ctx.clear();
-        if tunnel == UdpTunnel::Vxlan
-            && let Some(decoded) = self.vxlan_fast(payload, outer, ctx)
-        {
-            return decoded;
+        if tunnel == UdpTunnel::Vxlan {
+            if let Some(decoded) = self.vxlan_fast(payload, outer, ctx) {
+                return decoded;
+            }
+            // The fast path may have added its layer before declining.
+            ctx.clear();
         }
         self.tunnel_payload(tunnel, outer, payload, ctx, counters)
     }

@@ -67,6 +67,11 @@ pub(super) struct Flow {
     pub(super) proto: u8,
     pub(super) orig: Endpoint,
     pub(super) resp: Endpoint,
+    /// `orig` is the key's `lo` endpoint: a packet comes from the
+    /// originator exactly when its sender is on the same side of the key
+    /// (`FlowKey::of_tuple`), one comparison of booleans instead of
+    /// endpoints. Kept in step with `orig` wherever the roles change.
+    pub(super) orig_is_lo: bool,
     /// Roles were swapped from the first packet's (Zeek's `^`).
     pub(super) flipped: bool,
     /// The domain without VLAN ids.

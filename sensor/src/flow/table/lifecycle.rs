@@ -29,6 +29,9 @@ impl FlowTable {
     ///   another VLAN (the packet is counted normally).
     ///
     /// Anything else (equal addresses in two VPCs) stays a separate flow.
+    /// Out of line, as is `create`: once per flow, and its state would weigh
+    /// on every packet's.
+    #[inline(never)]
     pub(super) fn adopt(
         &mut self,
         id: &Identity,
@@ -91,6 +94,7 @@ impl FlowTable {
         }
     }
 
+    #[inline(never)]
     pub(super) fn create(
         &mut self,
         id: &Identity,
@@ -109,11 +113,13 @@ impl FlowTable {
             counters.drop_n(Drop::FlowTableFull, 1);
             return None;
         }
+        let orig = if flipped { tuple.dst } else { tuple.src };
         let flow = Flow {
             key,
+            orig_is_lo: orig == key.lo(),
             aliases: Vec::new(),
             proto: tuple.proto,
-            orig: if flipped { tuple.dst } else { tuple.src },
+            orig,
             resp: if flipped { tuple.src } else { tuple.dst },
             flipped,
             novlan_domain,
@@ -163,11 +169,12 @@ impl FlowTable {
     /// timeout, or a TCP attempt unanswered past `tcp_attempt_timeout`.
     /// Asked for every packet, so the cheap comparisons come first: most
     /// packets arrive within the shortest timeout of their flow's last one.
-    #[inline]
+    /// Always inlined: out of line, its call costs more than its body.
+    #[inline(always)]
     pub(super) fn is_due(&self, f: &Flow, now_us: i64) -> bool {
-        let idle = now_us.saturating_sub(f.last_us);
-        (idle >= self.us.shortest && idle >= self.timeout_us(f))
-            || now_us.saturating_sub(f.first_us) >= self.us.tcp_attempt
+        (elapsed_at_least(now_us, f.last_us, self.us.shortest)
+            && elapsed_at_least(now_us, f.last_us, self.timeout_us(f)))
+            || elapsed_at_least(now_us, f.first_us, self.us.tcp_attempt)
                 && f.tcp.as_ref().is_some_and(|t| t.awaiting_reply())
     }
 
@@ -257,5 +264,50 @@ impl FlowTable {
             &mut flow,
             &self.community_id,
         ))));
+    }
+}
+
+/// `now_us.saturating_sub(since_us) >= limit_us` for a limit that is not
+/// negative (a duration), with the overflow (only hostile timestamps) on a
+/// branch of its own instead of a clamp on every packet: a difference too
+/// large for `i64` is at least any limit when positive, below it when
+/// negative.
+#[inline]
+fn elapsed_at_least(now_us: i64, since_us: i64, limit_us: i64) -> bool {
+    now_us
+        .checked_sub(since_us)
+        .map_or(now_us > since_us, |d| d >= limit_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elapsed_at_least;
+
+    #[test]
+    fn elapsed_at_least_is_the_saturating_comparison() {
+        let times = [
+            i64::MIN,
+            i64::MIN + 1,
+            -5_000_000,
+            -1,
+            0,
+            1,
+            7,
+            5_000_000,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        let limits = [0, 1, 5_000_000, i64::MAX];
+        for now in times {
+            for since in times {
+                for limit in limits {
+                    assert_eq!(
+                        elapsed_at_least(now, since, limit),
+                        now.saturating_sub(since) >= limit,
+                        "{now} {since} {limit}"
+                    );
+                }
+            }
+        }
     }
 }

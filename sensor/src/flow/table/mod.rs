@@ -17,7 +17,7 @@ use crate::flow::app::AppShared;
 use crate::flow::community_id::CommunityId;
 use crate::flow::context::ContextCache;
 use crate::flow::index::FlowIndex;
-use crate::flow::key::{FlowKey, PacketTuple};
+use crate::flow::key::{FlowKey, PacketTuple, TupleKey};
 use crate::flow::state::{Adoption, AppSlot, FINGERPRINT_L4_BYTES, Flow, Identity, PortSet};
 use crate::flow::tcp_state::{RoleChange, TcpConnection, TcpSegment};
 use crate::metrics::Counters;
@@ -38,7 +38,7 @@ pub struct FlowTable {
     hasher: FixedState,
     /// Every key of every flow (its own and its aliases) → its slot.
     index: FlowIndex,
-    by_tuple: HashMap<FlowKey, u32, FixedState>,
+    by_tuple: HashMap<TupleKey, u32, FixedState>,
     /// Boxed: a flow is about a kilobyte, and the slot vector grows with
     /// the number of concurrent flows (no kilobyte moves on each doubling).
     slots: Vec<Option<Box<Flow>>>,
@@ -150,7 +150,9 @@ impl FlowTable {
     /// are only ever compared between packets of one unordered tuple, so
     /// its direction (`from_lo`) stands for its two addresses. Fed to the
     /// hasher as 128-bit words (one multiply each), not as a tuple of small
-    /// fields and a byte slice.
+    /// fields and a byte slice; a last partial word is padded with zeros
+    /// (the first word holds the length, so no two inputs pad alike), and
+    /// none is fed when there is none (most packets: 32 or 48 bytes).
     fn fingerprint(&self, p: &InnerPacket<'_>, from_lo: bool) -> u64 {
         let mut h = self.hasher.build_hasher();
         let l4 = &p.l4_bytes[..p.l4_bytes.len().min(FINGERPRINT_L4_BYTES)];
@@ -167,7 +169,12 @@ impl FlowTable {
                 h.write_u128(u128::from_le_bytes(w));
             }
         }
-        h.write(words.remainder());
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 16];
+            last[..rest.len()].copy_from_slice(rest);
+            h.write_u128(u128::from_le_bytes(last));
+        }
         h.finish()
     }
 
@@ -181,41 +188,16 @@ impl FlowTable {
         out: &mut Vec<Record>,
         counters: &mut Counters,
     ) {
-        let tuple = PacketTuple::of(p);
         let ids = self.contexts.identities(ctx, &self.hasher);
         let (domain, novlan_domain, vantage) = (ids.domain, ids.novlan_domain, ids.vantage);
-        let key = FlowKey::new(domain, &tuple);
+        let (key, src_is_lo) = FlowKey::of_packet(domain, p);
         let fingerprint = if vantage != 0 {
-            self.fingerprint(p, tuple.src == key.lo)
+            self.fingerprint(p, src_is_lo)
         } else {
             0
         };
         let window_us = self.us.duplicate_window;
 
-        let seg = match p.transport {
-            Transport::Tcp {
-                flags,
-                seq,
-                ack,
-                window,
-                payload_len,
-                ..
-            } => Some(TcpSegment {
-                flags,
-                seq,
-                ack,
-                window,
-                payload_len,
-                // Checksums are not verified (see ARCHITECTURE.md); a cut
-                // packet's payload is unknown to the tracker.
-                checksum_ok: if p.truncated_bytes > 0 {
-                    None
-                } else {
-                    Some(true)
-                },
-            }),
-            _ => None,
-        };
         let mut slot = self.index.get(&self.slots, &key);
         if let Some(s) = slot {
             // A flow that ended between two sweeps (idle past its timeout at
@@ -223,9 +205,8 @@ impl FlowTable {
             // IsReuse), ends here; the packet starts a new flow.
             let ended = self.slots[s as usize].as_ref().is_some_and(|f| {
                 self.is_due(f, ts_us)
-                    || seg
-                        .as_ref()
-                        .is_some_and(|seg| f.tcp.as_ref().is_some_and(|t| t.is_reuse(seg)))
+                    || tcp_segment(p)
+                        .is_some_and(|seg| f.tcp.as_ref().is_some_and(|t| t.is_reuse(&seg)))
             });
             if ended {
                 self.end(s as usize, out, counters);
@@ -235,6 +216,7 @@ impl FlowTable {
         let slot = match slot {
             Some(s) => s,
             None => {
+                let tuple = PacketTuple::of(p);
                 let id = Identity {
                     key,
                     tuple,
@@ -279,7 +261,7 @@ impl FlowTable {
             }
             flow.remember(fingerprint, vantage, ts_us);
         }
-        let dir = if tuple.src == flow.orig {
+        let dir = if src_is_lo == flow.orig_is_lo {
             Direction::Originator
         } else {
             Direction::Responder
@@ -291,7 +273,9 @@ impl FlowTable {
         counters.truncated_bytes += u64::from(p.truncated_bytes);
         let mut moves_clock = true;
         let mut dir = dir;
-        match seg {
+        // Read from the packet here, not before the lookup: its fields would
+        // be carried (on the stack) across the lookup.
+        match tcp_segment(p) {
             Some(seg) => {
                 d.tcp_flags |= seg.flags;
                 // Set at creation for every TCP flow; a match, not
@@ -306,6 +290,7 @@ impl FlowTable {
                 moves_clock = !tcp.both_closed();
                 if tcp.on_segment(dir, &seg) == RoleChange::Flip {
                     std::mem::swap(&mut flow.orig, &mut flow.resp);
+                    flow.orig_is_lo = flow.orig == flow.key.lo();
                     flow.dirs.swap(0, 1);
                     dir = dir.reverse();
                     if let AppSlot::Active(a) = &mut flow.app {
@@ -326,5 +311,34 @@ impl FlowTable {
         if !matches!(flow.app, AppSlot::Finished) {
             self.feed_app(slot, dir, p, ts_us, out, counters);
         }
+    }
+}
+
+/// The TCP header fields the tracker reads, for a TCP packet.
+#[inline(always)]
+fn tcp_segment(p: &InnerPacket<'_>) -> Option<TcpSegment> {
+    match p.transport {
+        Transport::Tcp {
+            flags,
+            seq,
+            ack,
+            window,
+            payload_len,
+            ..
+        } => Some(TcpSegment {
+            flags,
+            seq,
+            ack,
+            window,
+            payload_len,
+            // Checksums are not verified (see ARCHITECTURE.md); a cut
+            // packet's payload is unknown to the tracker.
+            checksum_ok: if p.truncated_bytes > 0 {
+                None
+            } else {
+                Some(true)
+            },
+        }),
+        _ => None,
     }
 }
