@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use benches::bench::tools::{self, MissingTool};
 use benches::capture::{self, CaptureConfig};
 use benches::live::{LiveBenchOptions, run};
@@ -52,6 +52,11 @@ struct Args {
     /// with the one under test by the backlog measure alone.
     #[arg(long)]
     compare_sensor: Option<PathBuf>,
+    /// A configuration file for every sensor started (`sensor run --config
+    /// FILE`), such as `[dissect] protocols = []`; default: none, the
+    /// sensor's defaults (`SENSOR_*` variables are never passed on).
+    #[arg(long)]
+    sensor_config: Option<PathBuf>,
     /// Seconds per step (at most about 5).
     #[arg(long, default_value_t = 3.0)]
     step_seconds: f64,
@@ -123,7 +128,11 @@ fn run_bench(args: Args) -> Result<bool> {
         show_threads: args.threads,
         receiver_quota: args.receiver_quota,
         quota_period_us: args.quota_period_ms.saturating_mul(1000),
+        sensor_config: args.sensor_config,
     };
+    if let Some(config) = &options.sensor_config {
+        check_sensor_config(&options.sensor, config)?;
+    }
     if let Some(baseline) = &args.compare_sensor {
         println!(
             "comparing {} (candidate) with {} (baseline): backlog of {} passes, alternating",
@@ -136,4 +145,21 @@ fn run_bench(args: Args) -> Result<bool> {
     }
     let summary = run(&options)?;
     Ok(summary.meets_target || !args.require_target)
+}
+
+/// Refuses a `--sensor-config` the sensor would refuse, with the sensor's
+/// own message (file, line and reason), before any receiver starts.
+fn check_sensor_config(sensor: &Path, config: &Path) -> Result<()> {
+    let out = std::process::Command::new(sensor)
+        .arg("check-config")
+        .arg(config)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "--sensor-config {}: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }

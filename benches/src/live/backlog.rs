@@ -309,6 +309,7 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
         o.rx_threads,
         o.workers,
         BACKLOG_RCVBUF_BYTES,
+        o.sensor_config.as_deref(),
     )?;
     let target = Target::Sensor(sensor);
     let result = (|| {

@@ -82,6 +82,8 @@ pub struct LiveBenchOptions {
     pub receiver_quota: u32,
     /// The CFS period of that limit, microseconds.
     pub quota_period_us: u64,
+    /// `sensor run --config FILE` for every sensor started (None: defaults).
+    pub sensor_config: Option<PathBuf>,
 }
 
 /// Both results and their ratio.
@@ -187,6 +189,7 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
         o.rx_threads,
         o.workers,
         o.rcvbuf_bytes,
+        o.sensor_config.as_deref(),
     )?;
     // Stopped on every way out, as after the search.
     if let Some(q) = &quota

@@ -84,8 +84,9 @@ fn free_port(udp: bool) -> Result<u16> {
 }
 
 impl SensorProcess {
-    /// Starts `taskset -c CPUS sensor run` on loopback with records in a
-    /// temporary directory, and waits until `/readyz` answers 200.
+    /// Starts `taskset -c CPUS sensor run [--config FILE]` on loopback with
+    /// records in a temporary directory, and waits until `/readyz` answers
+    /// 200.
     pub fn start(
         taskset: &Path,
         cpus: &str,
@@ -93,6 +94,7 @@ impl SensorProcess {
         rx_threads: usize,
         workers: usize,
         rcvbuf_bytes: usize,
+        config: Option<&Path>,
     ) -> Result<Self> {
         let vxlan: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
         let geneve: SocketAddr = ([127, 0, 0, 1], free_port(true)?).into();
@@ -113,7 +115,7 @@ impl SensorProcess {
             vxlan.port()
         ));
         std::fs::create_dir_all(&dir)?;
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-c".into(),
             cpus.into(),
             sensor.display().to_string(),
@@ -136,6 +138,9 @@ impl SensorProcess {
             "--rcvbuf".into(),
             rcvbuf_bytes.to_string(),
         ];
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.display().to_string()]);
+        }
         let command_line = format!("{} {}", taskset.display(), args.join(" "));
         let mut command = Command::new(taskset);
         command
