@@ -40,6 +40,21 @@ struct Args {
     /// pooled figure on a noisy machine).
     #[arg(long, default_value_t = benches::live::backlog::BACKLOG_REPETITIONS)]
     backlog_pairs: usize,
+    /// VXLAN capture of the measured backlogs (default: a generated 240 MB
+    /// capture, about 260,000 datagrams, queued once, so that every
+    /// connection in it is new to the receiver).
+    #[arg(long)]
+    backlog_capture: Option<PathBuf>,
+    /// Passes of the backlog capture queued for each backlog. More than 1
+    /// replays connections the receiver has seen: the sensor skips their
+    /// payload as retransmissions, which flatters it.
+    #[arg(long, default_value_t = benches::live::backlog::BACKLOG_LOOPS, value_parser = clap::value_parser!(u64).range(1..))]
+    backlog_loops: u64,
+    /// VXLAN capture of the warm-up backlogs (default: a generated capture
+    /// like the backlog's, of another seed, so the measured backlog's
+    /// connections stay new).
+    #[arg(long)]
+    warmup_capture: Option<PathBuf>,
     /// Unmeasured backlogs each receiver empties before the measured one
     /// (0: measure a freshly started receiver).
     #[arg(long, default_value_t = 1)]
@@ -78,6 +93,12 @@ struct Args {
     require_target: bool,
 }
 
+/// Size of the generated backlog captures: about 260,000 datagrams, which
+/// the 1 GiB backlog socket buffer holds.
+const BACKLOG_CAPTURE_BYTES: u64 = 240_000_000;
+/// Makes the warm-up capture's seed differ from the backlog capture's.
+const WARMUP_SEED_XOR: u64 = 0x5eed;
+
 fn main() -> ExitCode {
     match run_bench(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
@@ -110,11 +131,35 @@ fn run_bench(args: Args) -> Result<bool> {
             capture::output_paths(&dir).1
         }
     };
+    // The backlog's captures: one pass each of traffic the receiver has not
+    // seen, the warm-up's from another seed (other tunnels and flows).
+    let fresh = |name: &str, seed: u64| -> Result<PathBuf> {
+        let config = CaptureConfig {
+            target_vxlan_bytes: BACKLOG_CAPTURE_BYTES,
+            seed,
+            ..CaptureConfig::default()
+        };
+        let dir = benches_dir.join("data").join(name);
+        benches::bench::ensure_captures(&dir, &config)?;
+        Ok(capture::output_paths(&dir).1)
+    };
+    let backlog_capture = match args.backlog_capture {
+        Some(path) => path,
+        None => fresh("live-backlog", CaptureConfig::default().seed)?,
+    };
+    let warmup_capture = match args.warmup_capture {
+        Some(path) => path,
+        None => fresh(
+            "live-warmup",
+            CaptureConfig::default().seed ^ WARMUP_SEED_XOR,
+        )?,
+    };
     let last_cpu = tools::pick_core(usize::MAX);
     let options = LiveBenchOptions {
         sensor,
         taskset,
         capture: capture_path,
+        backlog_capture,
         rx_threads: args.rx_threads.max(1),
         workers: args.workers.max(1),
         receiver_cpus: args.receiver_cpus.unwrap_or_else(|| last_cpu.to_string()),
@@ -124,6 +169,8 @@ fn run_bench(args: Args) -> Result<bool> {
         iterations: args.iterations,
         max_loss: 0.001,
         backlog_pairs: args.backlog_pairs,
+        backlog_loops: args.backlog_loops,
+        warmup_capture,
         warmup_backlogs: args.warmup_backlogs,
         show_threads: args.threads,
         receiver_quota: args.receiver_quota,
@@ -138,7 +185,7 @@ fn run_bench(args: Args) -> Result<bool> {
             "comparing {} (candidate) with {} (baseline): backlog of {} passes, alternating",
             options.sensor.display(),
             baseline.display(),
-            benches::live::backlog::BACKLOG_LOOPS
+            options.backlog_loops
         );
         benches::live::backlog::compare(&options, baseline)?;
         return Ok(true);

@@ -73,6 +73,12 @@ pub struct LiveBenchOptions {
     pub max_loss: f64,
     /// Pairs of backlog measures (see `backlog`).
     pub backlog_pairs: usize,
+    /// Passes of the capture queued for each backlog.
+    pub backlog_loops: u64,
+    /// The capture of the measured backlogs.
+    pub backlog_capture: PathBuf,
+    /// The capture of the warm-up backlogs.
+    pub warmup_capture: PathBuf,
     /// Unmeasured backlogs before each measured one (see `backlog`).
     pub warmup_backlogs: usize,
     /// Print every backlog's CPU time by thread and its page faults.
@@ -226,9 +232,9 @@ pub fn run(o: &LiveBenchOptions) -> Result<LiveSummary> {
     let search_ratio = determined.then(|| sensor_result.best_pps / drain_result.best_pps);
     let backlog = if o.backlog_pairs > 0 {
         println!(
-            "\nbacklog: each receiver, unlimited, paused while {} passes of the capture are \
-             queued, then resumed alone on its CPU",
-            backlog::BACKLOG_LOOPS
+            "\nbacklog: each receiver, unlimited, paused while {} pass(es) of the backlog capture \
+             are queued, then resumed alone on its CPU",
+            o.backlog_loops
         );
         match backlog::measure(o) {
             Ok(pooled) => Some(pooled),

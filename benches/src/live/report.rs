@@ -20,7 +20,16 @@ pub fn header(o: &LiveBenchOptions) {
          sender on CPUs {} (taskset -c {} sensor replay)",
         o.receiver_cpus, o.receiver_cpus, o.sender_cpus, o.sender_cpus
     );
-    println!("capture:   {} (--encap none)", o.capture.display());
+    println!(
+        "capture:   {} (--encap none, the searches)",
+        o.capture.display()
+    );
+    println!(
+        "backlog:   {} x{} (warm-up: {})",
+        o.backlog_capture.display(),
+        o.backlog_loops,
+        o.warmup_capture.display()
+    );
     println!(
         "receivers: {} receive thread(s), batch 64, 9216-byte buffers, SO_RCVBUF {} requested; \
          sensor workers {}",
