@@ -5,11 +5,14 @@
 #
 # `sensor run` (one thread, JSON to a file) runs under callgrind with
 # instrumentation off, is paused (SIGSTOP) while LOOPS passes of the live
-# benchmark capture are queued in its 1 GiB socket buffer, then resumes with
-# instrumentation on; the dump covers exactly the drain of that backlog.
+# benchmark's backlog capture (traffic it has not seen) are queued in its
+# 1 GiB socket buffer, then resumes with instrumentation on; the dump covers
+# exactly the drain of that backlog.
 #
 # Environment: SENSOR (binary, default target/release/sensor, built first),
-# PORT (base of three loopback ports, default 47890), LOOPS (default 4),
+# PORT (base of three loopback ports, default 47890), LOOPS (default 1:
+# a second pass replays connections the sensor has seen, whose payload it
+# skips as retransmissions), CAPTURE (default the backlog capture),
 # OUT (callgrind file, default a temporary directory's cg.out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,14 +22,16 @@ for tool in valgrind callgrind_control callgrind_annotate curl; do
         exit 3
     }
 done
-capture=benches/data/live/vxlan.pcap
+capture=${CAPTURE:-benches/data/live-backlog/vxlan.pcap}
 [ -f "$capture" ] || { echo "live-callgrind: $capture is missing: run ./benches/live-run.sh once" >&2; exit 3; }
+manifest=$(dirname "$capture")/manifest.json
+[ -f "$manifest" ] || { echo "live-callgrind: $manifest is missing (it gives the datagrams per pass)" >&2; exit 3; }
 if [ -z "${SENSOR:-}" ]; then
     cargo build --release -q -p sensor --bin sensor
     SENSOR=target/release/sensor
 fi
 port=${PORT:-47890}
-loops=${LOOPS:-4}
+loops=${LOOPS:-1}
 work=$(mktemp -d)
 out=${OUT:-$work/cg.out}
 health=127.0.0.1:$((port + 2))
@@ -44,7 +49,7 @@ control=$!
 sleep 0.5
 kill -CONT "$pid"
 wait "$control"
-per_pass=$(grep -o '"packets": *[0-9]*' benches/data/live/manifest.json | grep -o '[0-9]*$')
+per_pass=$(grep -o '"packets": *[0-9]*' "$manifest" | grep -o '[0-9]*$')
 expected=$((per_pass * loops))
 received=0
 for _ in $(seq 1 900); do
