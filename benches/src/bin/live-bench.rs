@@ -119,23 +119,11 @@ fn run_bench(args: Args) -> Result<bool> {
     let workspace_root = benches_dir.parent().unwrap_or(benches_dir);
     let taskset = tools::taskset()?;
     let sensor = tools::sensor_binary(workspace_root)?;
-    let capture_path = match args.capture {
-        Some(path) => path,
-        None => {
-            let config = CaptureConfig {
-                target_vxlan_bytes: 20_000_000,
-                ..CaptureConfig::default()
-            };
-            let dir = benches_dir.join("data").join("live");
-            benches::bench::ensure_captures(&dir, &config)?;
-            capture::output_paths(&dir).1
-        }
-    };
-    // The backlog's captures: one pass each of traffic the receiver has not
-    // seen, the warm-up's from another seed (other tunnels and flows).
-    let fresh = |name: &str, seed: u64| -> Result<PathBuf> {
+    // A capture the flag does not name is generated (once: a matching
+    // manifest keeps it) under benches/data/NAME.
+    let generated = |name: &str, bytes: u64, seed: u64| -> Result<PathBuf> {
         let config = CaptureConfig {
-            target_vxlan_bytes: BACKLOG_CAPTURE_BYTES,
+            target_vxlan_bytes: bytes,
             seed,
             ..CaptureConfig::default()
         };
@@ -143,16 +131,20 @@ fn run_bench(args: Args) -> Result<bool> {
         benches::bench::ensure_captures(&dir, &config)?;
         Ok(capture::output_paths(&dir).1)
     };
+    let seed = CaptureConfig::default().seed;
+    let capture_path = match args.capture {
+        Some(path) => path,
+        None => generated("live", 20_000_000, seed)?,
+    };
+    // The backlog's captures: one pass each of traffic the receiver has not
+    // seen, the warm-up's from another seed (other tunnels and flows).
     let backlog_capture = match args.backlog_capture {
         Some(path) => path,
-        None => fresh("live-backlog", CaptureConfig::default().seed)?,
+        None => generated("live-backlog", BACKLOG_CAPTURE_BYTES, seed)?,
     };
     let warmup_capture = match args.warmup_capture {
         Some(path) => path,
-        None => fresh(
-            "live-warmup",
-            CaptureConfig::default().seed ^ WARMUP_SEED_XOR,
-        )?,
+        None => generated("live-warmup", BACKLOG_CAPTURE_BYTES, seed ^ WARMUP_SEED_XOR)?,
     };
     let last_cpu = tools::pick_core(usize::MAX);
     let options = LiveBenchOptions {
