@@ -257,7 +257,7 @@ fn lax<'a>(b: &'a [u8], counters: &mut Counters) -> Lax<'a> {
             }
             LaxIpSlice::Ipv6(v6) => {
                 let mut found = None;
-                for ext in v6.extensions().clone() {
+                for ext in read_extensions(v6.extensions()) {
                     if let Ipv6ExtensionSlice::Fragment(f) = ext {
                         found = Some((
                             f.identification(),
@@ -295,6 +295,35 @@ fn lax<'a>(b: &'a [u8], counters: &mut Counters) -> Lax<'a> {
         ip_id,
         truncated_bytes,
         l4: payload.payload,
+    })
+}
+
+/// The extension headers etherparse read, and only those.
+///
+/// etherparse's iterator trusts the last header's next-header field: after a
+/// lax read stopped at a cut or malformed header, that field names a header
+/// which is not in the slice, and the iterator reads it anyway, past the end
+/// of the slice (undefined behaviour; a debug build aborts). So the walk stops
+/// when the headers it has given cover the slice.
+fn read_extensions<'a>(
+    exts: &etherparse::Ipv6ExtensionsSlice<'a>,
+) -> impl Iterator<Item = Ipv6ExtensionSlice<'a>> {
+    let mut left = exts.slice().len();
+    let mut headers = exts.clone().into_iter();
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let ext = headers.next()?;
+        let len = match &ext {
+            Ipv6ExtensionSlice::HopByHop(h)
+            | Ipv6ExtensionSlice::Routing(h)
+            | Ipv6ExtensionSlice::DestinationOptions(h) => h.slice().len(),
+            Ipv6ExtensionSlice::Fragment(f) => f.slice().len(),
+            Ipv6ExtensionSlice::Authentication(a) => a.slice().len(),
+        };
+        left = left.saturating_sub(len);
+        Some(ext)
     })
 }
 
@@ -404,5 +433,83 @@ mod tests {
         assert!(plain(&jumbo).is_none());
         assert!(plain(&[]).is_none());
         assert!(plain(&[0x45; 19]).is_none());
+    }
+
+    /// An IPv6 first fragment whose fragment header names a next header
+    /// that is cut short (`tail`): etherparse stops its lax read there.
+    fn v6_fragment_then(next: u8, tail: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&((8 + tail.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[44, 64]);
+        p.extend_from_slice(&[1; 16]);
+        p.extend_from_slice(&[2; 16]);
+        // Fragment header: offset 0, more fragments, identification 0x01020304.
+        p.extend_from_slice(&[next, 0, 0, 1, 1, 2, 3, 4]);
+        p.extend_from_slice(tail);
+        p
+    }
+
+    /// A fragment header followed by a cut or misplaced extension header is
+    /// still read as a fragment, the damage counted, and nothing is read
+    /// beyond the headers etherparse accepted. (Found by CI's run of the
+    /// decoder property test: etherparse's own iterator read past them.)
+    #[test]
+    fn a_fragment_before_a_damaged_extension_header_is_read_within_bounds() {
+        for (next, tail) in [
+            (60u8, &[17u8][..]),                 // destination options, 1 byte of 8
+            (60, &[17, 3, 0, 0, 0, 0][..]),      // claims 32 bytes, has 6
+            (43, &[][..]),                       // routing, nothing left
+            (0, &[17, 0, 0, 0, 0, 0, 0, 0][..]), // hop-by-hop not first
+            (51, &[17, 9][..]),                  // authentication, cut
+        ] {
+            let packet = v6_fragment_then(next, tail);
+            let mut c = Counters::default();
+            match lax(&packet, &mut c) {
+                Lax::Done(Decoded::Fragment(f)) => {
+                    assert_eq!((f.id, f.offset, f.more), (0x0102_0304, 0, true));
+                }
+                Lax::Done(Decoded::Malformed) => {}
+                _ => panic!("next header {next}: neither a fragment nor malformed"),
+            }
+            assert_eq!(
+                c.anomalies[Anomaly::Ipv6ExtensionMalformed as usize],
+                1,
+                "next header {next}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// Any chain of IPv6 extension headers, whole, cut or nonsense, is
+        /// read without a panic or a read out of bounds, as a fragment, a
+        /// packet or a counted malformed packet.
+        #[test]
+        fn any_ipv6_extension_chain_is_read_within_bounds(
+            first in proptest::sample::select(vec![0u8, 43, 44, 51, 60, 6, 17, 59]),
+            claimed in proptest::option::of(0u16..200),
+            chain in proptest::collection::vec(
+                (proptest::sample::select(vec![0u8, 43, 44, 51, 60, 6, 17]), 0u8..4, proptest::prelude::any::<[u8; 6]>()),
+                0..5,
+            ),
+            cut in 0usize..48,
+        ) {
+            let mut body = Vec::new();
+            for (next, len, rest) in &chain {
+                body.push(*next);
+                body.push(*len);
+                body.extend_from_slice(rest);
+                body.extend(std::iter::repeat_n(0, usize::from(*len) * 8));
+            }
+            body.truncate(body.len().saturating_sub(cut));
+            let mut p = vec![0x60, 0, 0, 0];
+            let len = claimed.unwrap_or(body.len() as u16);
+            p.extend_from_slice(&len.to_be_bytes());
+            p.extend_from_slice(&[first, 64]);
+            p.extend_from_slice(&[1; 32]);
+            p.extend_from_slice(&body);
+            let mut c = Counters::default();
+            let _ = lax(&p, &mut c);
+        }
     }
 }
