@@ -284,7 +284,7 @@ fn drain_once(o: &LiveBenchOptions) -> Result<BacklogRate> {
         d.pause();
         // The threads see the pause before their next receive call.
         std::thread::sleep(Duration::from_millis(20));
-        let sent = queue_backlog(o, addr, round < o.warmup_backlogs)?;
+        let sent = queue_backlog(o, addr, round, round < o.warmup_backlogs)?;
         let usage = Usage::of(pid)?;
         let start = Instant::now();
         d.release();
@@ -322,7 +322,7 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
         for round in 0..=o.warmup_backlogs {
             let before = target.received()?;
             s.signal("STOP")?;
-            let sent = queue_backlog(o, s.vxlan, round < o.warmup_backlogs);
+            let sent = queue_backlog(o, s.vxlan, round, round < o.warmup_backlogs);
             let usage = Usage::of(s.pid())?;
             let start = Instant::now();
             s.signal("CONT")?;
@@ -357,8 +357,15 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
 
 /// Queues `o.backlog_loops` passes of the backlog capture (the warm-up
 /// capture for a warm-up round) at `to` at the sender's full speed; returns
-/// the datagrams sent.
-fn queue_backlog(o: &LiveBenchOptions, to: std::net::SocketAddr, warmup: bool) -> Result<u64> {
+/// the datagrams sent. Round `round`'s passes are numbered after the earlier
+/// rounds' (see [`replay`]), so warm-up rounds of one capture are new too.
+fn queue_backlog(
+    o: &LiveBenchOptions,
+    to: std::net::SocketAddr,
+    round: usize,
+    warmup: bool,
+) -> Result<u64> {
+    let first_pass = round as u64 * o.backlog_loops;
     let rate = ["--max".to_owned()];
     let capture = if warmup {
         &o.warmup_capture
@@ -373,6 +380,7 @@ fn queue_backlog(o: &LiveBenchOptions, to: std::net::SocketAddr, warmup: bool) -
         to,
         &rate,
         o.backlog_loops,
+        first_pass,
     )?;
     Ok(sent.sent)
 }

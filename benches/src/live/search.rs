@@ -73,14 +73,16 @@ pub struct SearchResult {
 /// The `--max` probe, then the binary search, against `target`.
 pub fn search(o: &LiveBenchOptions, target: &Target) -> Result<SearchResult> {
     // One pass to learn the capture's packet count and a first rate.
-    let first = measure(o, target, None, 1)?;
+    // Passes sent to this receiver so far: each step's go on from there.
+    let mut passes = 0;
+    let first = measure(o, target, None, 1, &mut passes)?;
     let per_loop = first.sent.max(1);
     let loops_for = |pps: f64| {
         ((pps * o.step.as_secs_f64()) / per_loop as f64)
             .ceil()
             .max(1.0) as u64
     };
-    let max = measure(o, target, None, loops_for(first.sent_pps))?;
+    let max = measure(o, target, None, loops_for(first.sent_pps), &mut passes)?;
     let mut steps = vec![first, max.clone()];
     if max.loss < o.max_loss {
         return Ok(SearchResult {
@@ -97,7 +99,7 @@ pub fn search(o: &LiveBenchOptions, target: &Target) -> Result<SearchResult> {
     let mut best_pps = 0.0;
     for _ in 0..o.iterations {
         let mid = (lo + hi) / 2.0;
-        let step = measure(o, target, Some(mid as u64), loops_for(mid))?;
+        let step = measure(o, target, Some(mid as u64), loops_for(mid), &mut passes)?;
         if step.loss < o.max_loss {
             lo = mid;
             best_pps = f64::max(best_pps, step.sent_pps);
@@ -119,6 +121,7 @@ fn measure(
     target: &Target,
     pps: Option<u64>,
     loops: u64,
+    passes: &mut u64,
 ) -> Result<StepResult> {
     let before = settled(target)?;
     let rate = match pps {
@@ -135,7 +138,9 @@ fn measure(
         target.addr(),
         &rate,
         loops,
+        *passes,
     )?;
+    *passes += loops;
     let receiver_busy = match (jiffies_before, cpu_jiffies(&cpus)) {
         (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
         _ => None,

@@ -303,7 +303,13 @@ pub struct ReplayStep {
 }
 
 /// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap none
-/// --source-ports 1 --batch 256 RATE --loop LOOPS` and reads its summary.
+/// --source-ports 1 --batch 256 RATE --loop LOOPS --unique-ip
+/// --unique-ip-start FIRST_PASS` and reads its summary. Every pass has its
+/// own inner addresses, so each is traffic the receiver has not seen: a
+/// pass of connections the sensor already tracks would be skipped as
+/// retransmissions, which is cheaper than real traffic. Callers number the
+/// passes they send to one receiver from 0 on.
+#[allow(clippy::too_many_arguments)]
 pub fn replay(
     taskset: &Path,
     cpus: &str,
@@ -312,6 +318,7 @@ pub fn replay(
     to: SocketAddr,
     rate: &[String],
     loops: u64,
+    first_pass: u64,
 ) -> Result<ReplayStep> {
     let output = Command::new(taskset)
         .args(["-c", cpus])
@@ -332,6 +339,9 @@ pub fn replay(
             "256",
             "--loop",
             &loops.to_string(),
+            "--unique-ip",
+            "--unique-ip-start",
+            &first_pass.to_string(),
         ])
         .args(rate)
         .stdin(Stdio::null())

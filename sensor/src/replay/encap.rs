@@ -16,6 +16,7 @@ use crate::decap::tunnel::TunnelContext;
 use crate::decap::{Decoded, Decoder, LinkType};
 use crate::flow::key::{Endpoint, PacketTuple};
 use crate::metrics::Counters;
+use crate::replay::renumber::TunnelHeader;
 use etherparse::{EtherType, LaxSlicedPacket, PacketBuilder, TransportSlice};
 use foldhash::fast::FixedState;
 use std::hash::BuildHasher;
@@ -194,6 +195,8 @@ pub struct FrameEncoder {
     hasher: FixedState,
     /// The VXLAN packet that a GWLB datagram wraps, built here first.
     scratch: Vec<u8>,
+    /// The first header of the last datagram encoded.
+    last_header: TunnelHeader,
 }
 
 impl FrameEncoder {
@@ -211,7 +214,14 @@ impl FrameEncoder {
             scratch_counters: Counters::default(),
             hasher: FixedState::with_seed(FLOW_HASH_SEED),
             scratch: Vec::with_capacity(MAX_DATAGRAM_BYTES + MAX_OVERHEAD_BYTES),
+            last_header: TunnelHeader::Vxlan,
         }
+    }
+
+    /// The first header (VXLAN or GENEVE) of the datagram the last
+    /// successful [`FrameEncoder::encode`] appended.
+    pub fn last_header(&self) -> TunnelHeader {
+        self.last_header
     }
 
     /// The inner flow of a frame (the innermost IP packet, as the sensor
@@ -264,6 +274,7 @@ impl FrameEncoder {
                 }
                 push_vxlan_header(out, self.vni);
                 ether.write(out);
+                self.last_header = TunnelHeader::Vxlan;
             }
             Encapsulation::Gwlb => {
                 let ether = ether_view(frame.link, frame.data).ok_or(SkipReason::LinkType)?;
@@ -293,21 +304,27 @@ impl FrameEncoder {
                 if let Some(c) = out.get_mut(csum..csum + 2) {
                     c.fill(0);
                 }
+                self.last_header = TunnelHeader::Geneve;
             }
             Encapsulation::None => {
-                let payload = self.tunnel_payload(frame)?;
+                let (payload, header) = self.tunnel_payload(frame)?;
                 if payload.len() > MAX_DATAGRAM_BYTES {
                     return Err(SkipReason::TooLarge);
                 }
                 out.extend_from_slice(payload);
+                self.last_header = header;
             }
         }
         Ok(socket)
     }
 
     /// The UDP payload of an encapsulated frame: the VXLAN or GENEVE header
-    /// onward, as present in the capture.
-    fn tunnel_payload<'a>(&self, frame: &RawFrame<'a>) -> Result<&'a [u8], SkipReason> {
+    /// onward, as present in the capture, and which of the two it is (by
+    /// the destination port, else the source port).
+    fn tunnel_payload<'a>(
+        &self,
+        frame: &RawFrame<'a>,
+    ) -> Result<(&'a [u8], TunnelHeader), SkipReason> {
         let sliced = match ether_view(frame.link, frame.data).ok_or(SkipReason::NotUdp)? {
             EtherView::Ethernet(b) => LaxSlicedPacket::from_ethernet(b).ok(),
             EtherView::Bare(t, b) => Some(LaxSlicedPacket::from_ether_type(EtherType(t), b)),
@@ -316,11 +333,19 @@ impl FrameEncoder {
             return Err(SkipReason::NotUdp);
         };
         let c = &self.tunnel_ports;
-        let tunnel = |p: u16| c.vxlan_ports.contains(&p) || c.geneve_ports.contains(&p);
-        if !tunnel(udp.destination_port()) && !tunnel(udp.source_port()) {
-            return Err(SkipReason::NotTunnel);
-        }
-        Ok(udp.payload())
+        let kind = |p: u16| {
+            if c.vxlan_ports.contains(&p) {
+                Some(TunnelHeader::Vxlan)
+            } else if c.geneve_ports.contains(&p) {
+                Some(TunnelHeader::Geneve)
+            } else {
+                None
+            }
+        };
+        let header = kind(udp.destination_port())
+            .or_else(|| kind(udp.source_port()))
+            .ok_or(SkipReason::NotTunnel)?;
+        Ok((udp.payload(), header))
     }
 }
 

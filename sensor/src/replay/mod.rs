@@ -11,6 +11,7 @@
 
 pub mod encap;
 pub mod pace;
+pub mod renumber;
 mod report;
 pub mod sender;
 
@@ -71,9 +72,24 @@ pub struct ReplayArgs {
     /// Send as fast as possible.
     #[arg(long)]
     pub max: bool,
-    /// Send the files N times over (the flows repeat as they are).
+    /// Send the files N times over (the flows repeat as they are, unless
+    /// --unique-ip).
     #[arg(long = "loop", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub loops: u64,
+    /// New connections on every pass, as tcpreplay's option of that name:
+    /// pass P (counted from --unique-ip-start, the first pass being 0 by
+    /// default) adds P to the last 16 bits of both addresses of the first IP
+    /// header inside the tunnel, with the IP, TCP, UDP and ICMPv6 checksums
+    /// updated. Without it a receiver that tracks connections sees a later
+    /// pass as retransmissions of the first. Pass 0, and datagrams with no
+    /// readable IP header inside, are sent unchanged (counted in the summary
+    /// as `unique_ip_unchanged`).
+    #[arg(long)]
+    pub unique_ip: bool,
+    /// With --unique-ip: the number of the first pass, so that replays one
+    /// after another into one receiver go on with new connections.
+    #[arg(long, value_name = "P", default_value_t = 0, requires = "unique_ip")]
+    pub unique_ip_start: u64,
     /// Allow a destination outside loopback.
     #[arg(long)]
     pub allow_remote: bool,
@@ -187,12 +203,20 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
         pacer: Pacer::new(args.rate(), args.max_gap),
         stats: SendStats::default(),
         skipped: SkipCounts::default(),
+        offset: 0,
+        unchanged: 0,
         frames: 0,
         start: Instant::now(),
         progress: Progress::new(args.progress),
         pool,
     };
-    for _ in 0..args.loops {
+    for pass in 0..args.loops {
+        // 16 bits of offset: pass 65,536 repeats pass 0's addresses.
+        r.offset = if args.unique_ip {
+            (args.unique_ip_start.wrapping_add(pass) & 0xffff) as u16
+        } else {
+            0
+        };
         for file in &args.files {
             let mut counters = Counters::default();
             let read = read_capture(file, &mut counters, &mut |frame, _| r.frame(&frame));
@@ -214,6 +238,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
         elapsed: r.start.elapsed(),
         send_errors: r.stats.errors,
         skipped: r.skipped,
+        unique_ip_unchanged: args.unique_ip.then_some(r.unchanged),
     })
 }
 
@@ -224,6 +249,10 @@ struct Replayer {
     pacer: Pacer,
     stats: SendStats,
     skipped: SkipCounts,
+    /// This pass's address offset (0: frames go as they are).
+    offset: u16,
+    /// Datagrams of a renumbered pass sent unchanged (no IP header found).
+    unchanged: u64,
     frames: u64,
     start: Instant,
     progress: Progress,
@@ -243,7 +272,16 @@ impl Replayer {
         }
         let start = self.batch.buffer().len();
         match self.encoder.encode(frame, self.batch.buffer()) {
-            Ok(socket) => self.batch.commit(start, socket),
+            Ok(socket) => {
+                if self.offset != 0 {
+                    let header = self.encoder.last_header();
+                    let datagram = &mut self.batch.buffer()[start..];
+                    if !renumber::renumber(datagram, header, self.offset) {
+                        self.unchanged += 1;
+                    }
+                }
+                self.batch.commit(start, socket);
+            }
             Err(reason) => self.skipped.add(reason),
         }
         if self.batch.is_full() {

@@ -61,6 +61,9 @@ pub struct ReplaySummary {
     pub send_errors: SendErrors,
     /// Frames not sent, by reason.
     pub skipped: SkipCounts,
+    /// With `--unique-ip`: datagrams of passes after the first sent with
+    /// their addresses unchanged (no IP header found inside the tunnel).
+    pub unique_ip_unchanged: Option<u64>,
 }
 
 impl ReplaySummary {
@@ -91,6 +94,9 @@ impl ReplaySummary {
             .map(|r| format!("{}={}", r.name(), self.skipped.get(*r)))
             .collect();
         let _ = writeln!(s, "skipped_by_reason: {}", skipped.join(" "));
+        if let Some(n) = self.unique_ip_unchanged {
+            let _ = writeln!(s, "unique_ip_unchanged: {n}");
+        }
         s
     }
 }
