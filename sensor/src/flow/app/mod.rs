@@ -242,6 +242,13 @@ impl AppState {
         self.settle(sh, before)
     }
 
+    /// True when both directions of a TCP flow have been delivered up to
+    /// their FINs with nothing held (see [`Stream::is_complete`]): the
+    /// dissector has had every byte it will get.
+    pub fn both_ways_complete(&self) -> bool {
+        matches!(self.l4, L4::Tcp) && self.streams.iter().all(Stream::is_complete)
+    }
+
     /// The flow ended: delivers what the streams hold, then closes the
     /// dissector. `ts_us` is the flow's last packet time.
     pub fn close(&mut self, sh: &mut AppShared, ts_us: i64) {

@@ -270,6 +270,12 @@ impl Stream {
         self.stopped
     }
 
+    /// True when every byte up to the FIN has been delivered and nothing is
+    /// held: no later segment can bring anything.
+    pub fn is_complete(&self) -> bool {
+        self.started && self.end == Some(self.next) && self.held.is_empty()
+    }
+
     /// Out-of-order bytes held now.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes

@@ -70,11 +70,26 @@ impl FlowTable {
         let AppSlot::Active(app) = &mut flow.app else {
             return;
         };
-        let outcome = match (segment, datagram) {
+        let fin = segment.as_ref().is_some_and(|s| s.fin);
+        let mut outcome = match (segment, datagram) {
             (Some(seg), _) => app.tcp_segment(&mut self.app, dir, &seg, ts_us),
             (None, Some(payload)) => app.udp_datagram(&mut self.app, dir, payload, ts_us),
             (None, None) => Outcome::Continue,
         };
+        // Both streams delivered up to their FINs: nothing can come, so the
+        // dissector closes now and its state is freed, not held for the
+        // flow's close delay (5 s by default) while a busy sensor takes
+        // new flows.
+        if fin
+            && matches!(outcome, Outcome::Continue | Outcome::Identified(_))
+            && app.both_ways_complete()
+        {
+            if let Outcome::Identified(name) = outcome {
+                flow.service = Some(name);
+            }
+            app.close(&mut self.app, ts_us);
+            outcome = Outcome::Finished;
+        }
         match outcome {
             Outcome::Continue => {}
             Outcome::Identified(name) => flow.service = Some(name),
