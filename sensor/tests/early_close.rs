@@ -12,9 +12,7 @@ mod common;
 
 use common::{ethernet_frame as frame, tcp_frame};
 use nucleus_proto::Record;
-use sensor::capture::RawFrame;
 use sensor::config::PipelineConfig;
-use sensor::runtime::{Clock, Frontend, Worker};
 
 const REQUEST: &[u8] = b"GET /report HTTP/1.0\r\nHost: example.test\r\n\r\n";
 /// No Content-Length: the body ends with the connection.
@@ -64,29 +62,10 @@ fn exchange(hole: bool) -> Vec<common::Frame> {
     ]
 }
 
-/// (records out by 1 s after the last packet, records out at the end).
+/// (records out by 1 s after the last packet, well inside the 5 s close
+/// delay; records out at the end).
 fn run_split(frames: &[common::Frame]) -> (Vec<Record>, Vec<Record>) {
-    let cfg = PipelineConfig::default();
-    let mut fe = Frontend::new(&cfg);
-    let mut w = Worker::new(&cfg);
-    let mut clock = Clock::new(cfg.flows.sweep_interval);
-    let mut early = Vec::new();
-    for f in frames {
-        if let Some(now) = clock.advance(f.ts_us) {
-            fe.tick(now);
-            early.extend(w.tick(now));
-        }
-        let raw = RawFrame {
-            ts_us: f.ts_us,
-            link: f.link,
-            data: &f.data,
-            orig_len: f.data.len() as u32,
-        };
-        fe.ingest(&raw, |p, ctx, _| w.process(p, ctx, f.ts_us));
-    }
-    // One sweep interval on, well inside the 5 s close delay.
-    early.extend(w.tick(2_100_000));
-    (early, w.finish())
+    common::run_split(&PipelineConfig::default(), frames, Some(2_100_000))
 }
 
 fn http(records: &[Record]) -> Vec<&nucleus_proto::HttpRecord> {

@@ -87,13 +87,7 @@ fn run_checked(cfg: &PipelineConfig, frames: &[Frame]) -> Counters {
             fe.tick(now);
             emitted += w.tick(now).len();
         }
-        let raw = RawFrame {
-            ts_us: f.ts_us,
-            link: f.link,
-            data: &f.data,
-            orig_len: f.data.len() as u32,
-        };
-        fe.ingest(&raw, |p, ctx, _| w.process(p, ctx, f.ts_us));
+        fe.ingest(&f.raw(), |p, ctx, _| w.process(p, ctx, f.ts_us));
         assert!(w.active_flows() <= cfg.flows.max_flows);
         let (datagrams, bytes) = fe.defrag_usage();
         assert!(datagrams <= cfg.defrag.max_datagrams);

@@ -21,6 +21,18 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+impl Frame {
+    /// The frame as the capture readers hand it on.
+    pub fn raw(&self) -> RawFrame<'_> {
+        RawFrame {
+            ts_us: self.ts_us,
+            link: self.link,
+            data: &self.data,
+            orig_len: self.data.len() as u32,
+        }
+    }
+}
+
 /// An Ethernet frame captured at `ts_us`.
 pub fn ethernet_frame(ts_us: i64, data: Vec<u8>) -> Frame {
     Frame {
@@ -86,6 +98,19 @@ pub fn vxlan(
 /// Runs frames through one frontend and one worker, as `sensor pcap
 /// --workers 1` does, and returns every record.
 pub fn run(cfg: &PipelineConfig, frames: &[Frame]) -> Vec<Record> {
+    let (mut out, at_end) = run_split(cfg, frames, None);
+    out.extend(at_end);
+    out
+}
+
+/// [`run`], with the records split: those out before the end of input
+/// (after one more clock tick at `tick_at`, if given), and those the end of
+/// input flushes.
+pub fn run_split(
+    cfg: &PipelineConfig,
+    frames: &[Frame],
+    tick_at: Option<i64>,
+) -> (Vec<Record>, Vec<Record>) {
     let mut fe = Frontend::new(cfg);
     let mut w = Worker::new(cfg);
     let mut clock = Clock::new(cfg.flows.sweep_interval);
@@ -95,16 +120,13 @@ pub fn run(cfg: &PipelineConfig, frames: &[Frame]) -> Vec<Record> {
             fe.tick(now);
             out.extend(w.tick(now));
         }
-        let raw = RawFrame {
-            ts_us: f.ts_us,
-            link: f.link,
-            data: &f.data,
-            orig_len: f.data.len() as u32,
-        };
-        fe.ingest(&raw, |p, ctx, _| w.process(p, ctx, f.ts_us));
+        fe.ingest(&f.raw(), |p, ctx, _| w.process(p, ctx, f.ts_us));
     }
-    out.extend(w.finish());
-    out
+    if let Some(now) = tick_at.and_then(|t| clock.advance(t)) {
+        fe.tick(now);
+        out.extend(w.tick(now));
+    }
+    (out, w.finish())
 }
 
 /// The flow records among `records`.
