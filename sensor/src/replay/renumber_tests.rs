@@ -227,6 +227,21 @@ proptest! {
     ) {
         check(v6, src, dst, kind, &payload, offset);
     }
+
+    /// Any bytes at all, under either header: no panic, and untouched
+    /// unless an IP header was found.
+    #[test]
+    fn hostile_datagrams_are_survived(
+        bytes in prop::collection::vec(any::<u8>(), 0..160),
+        geneve in any::<bool>(),
+        offset in any::<u16>(),
+    ) {
+        let header = if geneve { TunnelHeader::Geneve } else { TunnelHeader::Vxlan };
+        let mut d = bytes.clone();
+        if !renumber(&mut d, header, offset) {
+            prop_assert_eq!(d, bytes);
+        }
+    }
 }
 
 /// A UDP checksum that comes to 0 after the move is sent as 0xffff (0 would
