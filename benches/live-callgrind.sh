@@ -13,6 +13,9 @@
 # PORT (base of three loopback ports, default 47890), LOOPS (default 1:
 # a second pass replays connections the sensor has seen, whose payload it
 # skips as retransmissions), CAPTURE (default the backlog capture),
+# ENCAP (none: the capture is VXLAN, sent to the VXLAN port, the default;
+# gwlb: a plain capture, default the backlog's plain.pcap, wrapped as a
+# Gateway Load Balancer delivers it and sent to the GENEVE port),
 # OUT (callgrind file, default a temporary directory's cg.out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,12 @@ for tool in valgrind callgrind_control callgrind_annotate curl; do
         exit 3
     }
 done
-capture=${CAPTURE:-benches/data/live-backlog/vxlan.pcap}
+encap=${ENCAP:-none}
+case "$encap" in
+    none) capture=${CAPTURE:-benches/data/live-backlog/vxlan.pcap}; port_offset=0 ;;
+    gwlb) capture=${CAPTURE:-benches/data/live-backlog/plain.pcap}; port_offset=1 ;;
+    *) echo "live-callgrind: ENCAP is none or gwlb, not $encap" >&2; exit 2 ;;
+esac
 [ -f "$capture" ] || { echo "live-callgrind: $capture is missing: run ./benches/live-run.sh once" >&2; exit 3; }
 manifest=$(dirname "$capture")/manifest.json
 [ -f "$manifest" ] || { echo "live-callgrind: $manifest is missing (it gives the datagrams per pass)" >&2; exit 3; }
@@ -42,7 +50,8 @@ valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-
 pid=$!
 for _ in $(seq 1 60); do curl -sf "http://$health/readyz" >/dev/null && break; sleep 0.5; done
 kill -STOP "$pid"
-"$SENSOR" replay "$capture" --encap none --to "127.0.0.1:$port" --max --loop "$loops" >/dev/null 2>&1
+"$SENSOR" replay "$capture" --encap "$encap" --to "127.0.0.1:$((port + port_offset))" \
+    --max --loop "$loops" >/dev/null 2>&1
 # callgrind_control waits for the process to answer, which it does once resumed.
 callgrind_control -i on "$pid" >/dev/null 2>&1 &
 control=$!

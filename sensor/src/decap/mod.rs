@@ -177,13 +177,15 @@ impl Decoder {
         counters: &mut Counters,
     ) -> Decoded<'a> {
         ctx.clear();
-        if tunnel == UdpTunnel::Vxlan {
-            if let Some(decoded) = self.vxlan_fast(payload, outer, ctx) {
-                return decoded;
-            }
-            // The fast path may have added its layer before declining.
-            ctx.clear();
+        let fast = match tunnel {
+            UdpTunnel::Vxlan => self.vxlan_fast(payload, outer, ctx),
+            UdpTunnel::Geneve => self.geneve_fast(payload, outer, ctx),
+        };
+        if let Some(decoded) = fast {
+            return decoded;
         }
+        // The fast path may have added its layers before declining.
+        ctx.clear();
         self.tunnel_payload(tunnel, outer, payload, ctx, counters)
     }
 

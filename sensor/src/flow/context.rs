@@ -9,11 +9,15 @@
 //! Every encapsulated packet needs the three hashes of its layers. The
 //! packets of a few mirror sessions interleave (and each direction of a
 //! session has its own outer addresses), so remembering only the last
-//! context misses on a large share of packets. The common context, one
-//! VXLAN layer between IPv4 tunnel endpoints (AWS Traffic Mirroring), packs
-//! exactly into one number: those are kept in a small two-way associative
-//! table and found with two comparisons of numbers. Any other context is
-//! compared with the last such one.
+//! context misses on a large share of packets. The common contexts pack
+//! into two numbers: one VXLAN layer between IPv4 tunnel endpoints (AWS
+//! Traffic Mirroring to an NLB or an ENI), exactly; and the VXLAN packet a
+//! Gateway Load Balancer wraps in GENEVE, IPv4 everywhere, without the
+//! GENEVE options. Those options (the flow cookie, one per flow, among
+//! them) do not enter the identities (see `TunnelContext::identities`), so
+//! equal numbers are layers with equal identities. Packed contexts are kept
+//! in a small two-way associative table and found with two comparisons of
+//! numbers. Any other context is compared with the last such one.
 
 use crate::decap::tunnel::{ContextIds, Encap, OuterAddrs, TunnelContext};
 use std::hash::BuildHasher;
@@ -23,8 +27,11 @@ use std::net::IpAddr;
 /// crowding one set only cost recomputations.
 const SETS: usize = 64;
 
-/// A packed context (0: none) and its identities.
-type Packed = (u128, ContextIds);
+/// A packed context ((0, 0): none).
+type Key = (u128, u64);
+
+/// A packed context and its identities.
+type Packed = (Key, ContextIds);
 
 /// Layers → identities (see the module documentation).
 #[derive(Debug)]
@@ -39,7 +46,7 @@ impl ContextCache {
     /// An empty cache.
     pub(super) fn new() -> Self {
         Self {
-            packed: Box::new([[(0, ContextIds::default()); 2]; SETS]),
+            packed: Box::new([[((0, 0), ContextIds::default()); 2]; SETS]),
             other: (Vec::new(), ContextIds::default()),
         }
     }
@@ -56,7 +63,9 @@ impl ContextCache {
             return self.other_identities(ctx, hasher);
         };
         // Fibonacci hashing: the top bits of the product mix every field.
-        let mixed = (packed as u64 ^ (packed >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let (wide, narrow) = packed;
+        let mixed =
+            (wide as u64 ^ (wide >> 64) as u64 ^ narrow).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let Some(set) = self
             .packed
             .get_mut((mixed >> (64 - SETS.trailing_zeros())) as usize)
@@ -90,28 +99,34 @@ impl ContextCache {
     }
 }
 
-/// A single VXLAN layer between IPv4 endpoints as one number, never 0:
-/// equal numbers are equal layers.
-fn pack(layers: &[Encap]) -> Option<u128> {
-    let [
-        Encap::Vxlan {
-            vni,
-            outer:
-                OuterAddrs {
-                    src: IpAddr::V4(src),
-                    dst: IpAddr::V4(dst),
-                },
-        },
-    ] = layers
-    else {
-        return None;
+/// A single VXLAN layer between IPv4 endpoints, or GENEVE carrying such
+/// a VXLAN layer between IPv4 endpoints (a GWLB's), as two numbers, never
+/// both 0: equal numbers are layers with equal identities (see the module
+/// documentation).
+fn pack(layers: &[Encap]) -> Option<Key> {
+    let v4 = |o: &OuterAddrs| match (o.src, o.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            Some(u64::from(s.to_bits()) << 32 | u64::from(d.to_bits()))
+        }
+        _ => None,
     };
-    Some(
-        1 << 96
-            | u128::from(*vni) << 64
-            | u128::from(src.to_bits()) << 32
-            | u128::from(dst.to_bits()),
-    )
+    match layers {
+        [Encap::Vxlan { vni, outer }] => {
+            Some((1 << 96 | u128::from(*vni) << 64 | u128::from(v4(outer)?), 0))
+        }
+        [
+            Encap::Geneve {
+                vni: geneve_vni,
+                outer: geneve_outer,
+                ..
+            },
+            Encap::Vxlan { vni, outer },
+        ] => Some((
+            u128::from(v4(geneve_outer)?) << 64 | u128::from(v4(outer)?),
+            1 << 63 | u64::from(*geneve_vni) << 24 | u64::from(*vni),
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +144,64 @@ mod tests {
             },
         });
         t
+    }
+
+    /// A GWLB context: GENEVE (with its flow cookie) around VXLAN.
+    fn gwlb(cookie: u32, geneve_src: &str, vni: u32) -> TunnelContext {
+        let mut t = TunnelContext::new();
+        t.push(Encap::Geneve {
+            vni: 0,
+            outer: OuterAddrs {
+                src: geneve_src.parse().unwrap(),
+                dst: "10.0.200.10".parse().unwrap(),
+            },
+            gwlb: crate::decap::tunnel::GwlbIds {
+                endpoint_id: Some(1),
+                attachment_id: Some(2),
+                flow_cookie: Some(cookie),
+            },
+            options: Default::default(),
+            option_count: 0,
+        });
+        t.push(Encap::Vxlan {
+            vni,
+            outer: OuterAddrs {
+                src: "10.0.1.10".parse().unwrap(),
+                dst: "10.0.2.20".parse().unwrap(),
+            },
+        });
+        t
+    }
+
+    #[test]
+    fn gwlb_contexts_share_an_entry_across_cookies_and_keep_their_identities() {
+        let s = FixedState::with_seed(3);
+        let mut cache = ContextCache::new();
+        let contexts: Vec<TunnelContext> = (0..300u32)
+            .map(|i| gwlb(i * 7919, &format!("10.0.64.{}", i % 3), 100 + i % 5))
+            .collect();
+        for _ in 0..2 {
+            for c in &contexts {
+                assert_eq!(cache.identities(c, &s), c.identities(&s));
+            }
+        }
+        // Different cookies, one entry; different nodes or VNIs, others.
+        assert_eq!(
+            pack(gwlb(1, "10.0.64.1", 7).layers()),
+            pack(gwlb(2, "10.0.64.1", 7).layers())
+        );
+        assert_ne!(
+            pack(gwlb(1, "10.0.64.1", 7).layers()),
+            pack(gwlb(1, "10.0.64.2", 7).layers())
+        );
+        assert_ne!(
+            pack(gwlb(1, "10.0.64.1", 7).layers()),
+            pack(gwlb(1, "10.0.64.1", 8).layers())
+        );
+        assert_ne!(
+            pack(gwlb(1, "10.0.64.1", 7).layers()),
+            pack(vxlan(7, "10.0.1.10", "10.0.2.20").layers())
+        );
     }
 
     #[test]

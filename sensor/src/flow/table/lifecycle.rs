@@ -205,9 +205,17 @@ impl FlowTable {
     }
 
     /// The layers of `ctx` as a list shared with earlier flows that
-    /// arrived in the same ones.
+    /// arrived in the same ones. Layers with a GWLB flow cookie are the
+    /// flow's own (the load balancer gives each flow its cookie): they are
+    /// neither looked for nor kept.
     pub(super) fn shared_layers(&mut self, ctx: &TunnelContext) -> Arc<[Encap]> {
         let layers = ctx.layers();
+        let per_flow = layers
+            .iter()
+            .any(|l| matches!(l, Encap::Geneve { gwlb, .. } if gwlb.flow_cookie.is_some()));
+        if per_flow {
+            return Arc::from(layers);
+        }
         if let Some(i) = self.shared_layers.iter().position(|l| **l == *layers) {
             let found = self.shared_layers.remove(i);
             self.shared_layers.insert(0, Arc::clone(&found));
