@@ -93,11 +93,36 @@ pub fn parse_geneve(b: &[u8]) -> Result<(Geneve, &[u8]), HeaderError> {
     let mut g = Geneve {
         vni,
         protocol,
-        gwlb: GwlbIds::default(),
+        gwlb: aws_gwlb_options(opts).unwrap_or_default(),
         options: [(0, 0, 0); MAX_GENEVE_OPTIONS],
         option_count: 0,
         options_dropped: 0,
     };
+    if g.gwlb.flow_cookie.is_some() {
+        return Ok((g, &b[8 + opt_len..]));
+    }
+    parse_geneve_options(opts, &mut g);
+    Ok((g, &b[8 + opt_len..]))
+}
+
+/// The three options of a Gateway Load Balancer exactly as it sends them
+/// (endpoint id, attachment id, flow cookie, in that order, nothing else):
+/// what [`parse_geneve_options`] reads from them, in a few comparisons.
+fn aws_gwlb_options(opts: &[u8]) -> Option<GwlbIds> {
+    let o: &[u8; 32] = opts.try_into().ok()?;
+    let [c0, c1] = AWS_GENEVE_CLASS.to_be_bytes();
+    if o[..4] != [c0, c1, 1, 2] || o[12..16] != [c0, c1, 2, 2] || o[24..28] != [c0, c1, 3, 1] {
+        return None;
+    }
+    Some(GwlbIds {
+        endpoint_id: be64(o, 4),
+        attachment_id: be64(o, 16),
+        flow_cookie: be32(o, 28),
+    })
+}
+
+/// Reads GENEVE options one by one into `g`.
+fn parse_geneve_options(opts: &[u8], g: &mut Geneve) {
     let mut at = 0;
     while at + 4 <= opts.len() {
         let class = u16::from_be_bytes([opts[at], opts[at + 1]]);
@@ -124,7 +149,6 @@ pub fn parse_geneve(b: &[u8]) -> Result<(Geneve, &[u8]), HeaderError> {
         }
         at += 4 + data_len;
     }
-    Ok((g, &b[8 + opt_len..]))
 }
 
 /// A GRE header.
@@ -467,5 +491,63 @@ mod tests {
         );
         assert_eq!(parse_ppp(&[0x21, 1]).unwrap(), (0x21, &[1u8][..]));
         assert_eq!(parse_ppp(&[0x00, 0x57]).unwrap(), (0x57, &[][..]));
+    }
+
+    /// The options of a GWLB datagram, as AWS lays them out.
+    fn aws_options() -> Vec<u8> {
+        let [c0, c1] = AWS_GENEVE_CLASS.to_be_bytes();
+        let mut o = vec![c0, c1, 1, 2];
+        o.extend_from_slice(&0x0e5a_0000_0000_0001u64.to_be_bytes());
+        o.extend_from_slice(&[c0, c1, 2, 2]);
+        o.extend_from_slice(&0x0a77_0000_0000_0002u64.to_be_bytes());
+        o.extend_from_slice(&[c0, c1, 3, 1]);
+        o.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        o
+    }
+
+    fn by_the_loop(opts: &[u8]) -> Geneve {
+        let mut g = Geneve {
+            vni: 0,
+            protocol: 0,
+            gwlb: GwlbIds::default(),
+            options: [(0, 0, 0); MAX_GENEVE_OPTIONS],
+            option_count: 0,
+            options_dropped: 0,
+        };
+        parse_geneve_options(opts, &mut g);
+        g
+    }
+
+    #[test]
+    fn the_aws_layout_is_read_at_once_as_the_loop_reads_it() {
+        let o = aws_options();
+        let ids = aws_gwlb_options(&o).expect("the AWS layout");
+        assert_eq!(ids.flow_cookie, Some(0x1234_5678));
+        let loop_read = by_the_loop(&o);
+        assert_eq!(ids, loop_read.gwlb);
+        assert_eq!((loop_read.option_count, loop_read.options_dropped), (0, 0));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// Whenever the one-step reading accepts the options (AWS's layout,
+        /// bytes changed or cut), it gives what the loop gives, and the
+        /// loop finds no other option.
+        #[test]
+        fn the_aws_layout_reading_agrees_with_the_loop(
+            edits in proptest::collection::vec((0usize..32, proptest::prelude::any::<u8>()), 0..3),
+            len in 0usize..40,
+        ) {
+            let mut o = aws_options();
+            for (at, v) in edits {
+                o[at] = v;
+            }
+            o.resize(len, 0);
+            if let Some(ids) = aws_gwlb_options(&o) {
+                let g = by_the_loop(&o);
+                proptest::prop_assert_eq!(ids, g.gwlb);
+                proptest::prop_assert_eq!((g.option_count, g.options_dropped), (0, 0));
+            }
+        }
     }
 }
