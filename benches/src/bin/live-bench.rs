@@ -21,6 +21,13 @@ struct Args {
     /// in benches/data/live, made by the same generator as pipeline-bench).
     #[arg(long)]
     capture: Option<PathBuf>,
+    /// Send every capture as a Gateway Load Balancer delivers mirrored
+    /// traffic: GENEVE with the AWS options around the VXLAN packet
+    /// (`sensor replay --encap gwlb`), to the sensor's GENEVE port. The
+    /// generated captures' plain twins are sent; captures named by flags
+    /// must then be plain (not encapsulated) ones.
+    #[arg(long)]
+    gwlb: bool,
     /// Receive threads of both receivers.
     #[arg(long, default_value_t = 1)]
     rx_threads: usize,
@@ -129,7 +136,8 @@ fn run_bench(args: Args) -> Result<bool> {
         };
         let dir = benches_dir.join("data").join(name);
         benches::bench::ensure_captures(&dir, &config)?;
-        Ok(capture::output_paths(&dir).1)
+        let (plain, vxlan, _) = capture::output_paths(&dir);
+        Ok(if args.gwlb { plain } else { vxlan })
     };
     let seed = CaptureConfig::default().seed;
     let capture_path = match args.capture {
@@ -151,6 +159,7 @@ fn run_bench(args: Args) -> Result<bool> {
         sensor,
         taskset,
         capture: capture_path,
+        gwlb: args.gwlb,
         backlog_capture,
         rx_threads: args.rx_threads.max(1),
         workers: args.workers.max(1),

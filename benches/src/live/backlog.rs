@@ -322,12 +322,12 @@ fn sensor_once(o: &LiveBenchOptions, binary: &std::path::Path) -> Result<Backlog
         for round in 0..=o.warmup_backlogs {
             let before = target.received()?;
             s.signal("STOP")?;
-            let sent = queue_backlog(o, s.vxlan, round, round < o.warmup_backlogs);
+            let sent = queue_backlog(o, s.traffic_addr(o.gwlb), round, round < o.warmup_backlogs);
             let usage = Usage::of(s.pid())?;
             let start = Instant::now();
             s.signal("CONT")?;
             let sent = sent?;
-            let (end, after) = wait_for_sensor(s.vxlan.port(), s.pid())?;
+            let (end, after) = wait_for_sensor(s.traffic_addr(o.gwlb).port(), s.pid())?;
             // The sensor publishes its counters about every 100 ms: give the
             // count time to catch up (after the CPU time was read; a count
             // still short after that is loss).
@@ -381,6 +381,7 @@ fn queue_backlog(
         &rate,
         o.backlog_loops,
         first_pass,
+        o.gwlb,
     )?;
     Ok(sent.sent)
 }

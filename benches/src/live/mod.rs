@@ -53,8 +53,13 @@ pub struct LiveBenchOptions {
     pub sensor: PathBuf,
     /// taskset.
     pub taskset: PathBuf,
-    /// The VXLAN capture replayed with `--encap none`.
+    /// The capture of the searches: VXLAN, replayed with `--encap none`, or
+    /// plain with `gwlb`.
     pub capture: PathBuf,
+    /// Send every capture as a Gateway Load Balancer delivers mirrored
+    /// traffic (`sensor replay --encap gwlb`, to the sensor's GENEVE port);
+    /// the captures are then plain ones.
+    pub gwlb: bool,
     /// Receive threads of both receivers (sensor: per listen address).
     pub rx_threads: usize,
     /// Sensor worker threads.

@@ -21,8 +21,13 @@ pub fn header(o: &LiveBenchOptions) {
         o.receiver_cpus, o.receiver_cpus, o.sender_cpus, o.sender_cpus
     );
     println!(
-        "capture:   {} (--encap none, the searches)",
-        o.capture.display()
+        "capture:   {} ({}, the searches)",
+        o.capture.display(),
+        if o.gwlb {
+            "--encap gwlb: GENEVE around VXLAN, to the sensor's GENEVE port"
+        } else {
+            "--encap none"
+        }
     );
     println!(
         "backlog:   {} x{} (warm-up: {})",

@@ -135,10 +135,11 @@ fn measure(
         &o.sender_cpus,
         &o.sensor,
         &o.capture,
-        target.addr(),
+        target.addr(o.gwlb),
         &rate,
         loops,
         *passes,
+        o.gwlb,
     )?;
     *passes += loops;
     let receiver_busy = match (jiffies_before, cpu_jiffies(&cpus)) {

@@ -26,11 +26,12 @@ pub enum Target {
 }
 
 impl Target {
-    /// Where to send.
-    pub fn addr(&self) -> SocketAddr {
+    /// Where to send: for the sensor its VXLAN port, or its GENEVE port
+    /// when the traffic comes as a GWLB delivers it (`gwlb`).
+    pub fn addr(&self, gwlb: bool) -> SocketAddr {
         match self {
             Target::Drain(d) => d.addr,
-            Target::Sensor(s) => s.vxlan,
+            Target::Sensor(s) => s.traffic_addr(gwlb),
         }
     }
 
@@ -69,6 +70,8 @@ pub struct SensorProcess {
     child: Child,
     /// Its VXLAN address.
     pub vxlan: SocketAddr,
+    /// Its GENEVE address (GWLB traffic).
+    pub geneve: SocketAddr,
     health: SocketAddr,
     dir: PathBuf,
     /// The command line, for the report.
@@ -84,6 +87,12 @@ fn free_port(udp: bool) -> Result<u16> {
 }
 
 impl SensorProcess {
+    /// Where its traffic goes: the VXLAN port, or the GENEVE port for
+    /// GWLB traffic.
+    pub fn traffic_addr(&self, gwlb: bool) -> SocketAddr {
+        if gwlb { self.geneve } else { self.vxlan }
+    }
+
     /// Starts `taskset -c CPUS sensor run [--config FILE]` on loopback with
     /// records in a temporary directory, and waits until `/readyz` answers
     /// 200.
@@ -159,6 +168,7 @@ impl SensorProcess {
         let mut sensor = Self {
             child,
             vxlan,
+            geneve,
             health,
             dir,
             command_line,
@@ -302,9 +312,10 @@ pub struct ReplayStep {
     pub pps: f64,
 }
 
-/// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap none
+/// Runs `taskset -c CPUS sensor replay CAPTURE --to TO --encap ENCAP
 /// --source-ports 1 --batch 256 RATE --loop LOOPS --unique-ip
-/// --unique-ip-start FIRST_PASS` and reads its summary. Every pass has its
+/// --unique-ip-start FIRST_PASS` and reads its summary (ENCAP: `none` for
+/// a VXLAN capture, `gwlb` for a plain one sent as a GWLB delivers it). Every pass has its
 /// own inner addresses, so each is traffic the receiver has not seen: a
 /// pass of connections the sensor already tracks would be skipped as
 /// retransmissions, which is cheaper than real traffic. Callers number the
@@ -319,6 +330,7 @@ pub fn replay(
     rate: &[String],
     loops: u64,
     first_pass: u64,
+    gwlb: bool,
 ) -> Result<ReplayStep> {
     let output = Command::new(taskset)
         .args(["-c", cpus])
@@ -329,7 +341,7 @@ pub fn replay(
             "--to",
             &to.to_string(),
             "--encap",
-            "none",
+            if gwlb { "gwlb" } else { "none" },
             // One source socket: every sendmmsg call carries a full batch,
             // so the sender (on its own CPU) is as cheap as it can be and the
             // receiver, not the sender, sets the loss-free rate.
