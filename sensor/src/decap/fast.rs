@@ -21,10 +21,21 @@
 use super::headers;
 use super::ip::plain;
 use super::tunnel::{Encap, OuterAddrs, TunnelContext};
+use super::tunnels::geneve_layer;
 use super::{Decoded, Decoder, InnerPacket, Transport};
 
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
+}
+
+/// A UDP datagram's payload (`l4` the datagram, `h` its header, `rest`
+/// what follows the header): up to the length field when the capture holds
+/// it and it covers the header (etherparse's lax rule, as the general path
+/// reads it), else what is there.
+#[inline(always)]
+fn udp_body<'a>(l4: &'a [u8], h: &[u8; 8], rest: &'a [u8]) -> &'a [u8] {
+    let length = usize::from(be16([h[4], h[5]]));
+    l4.get(8..length).unwrap_or(rest)
 }
 
 impl Decoder {
@@ -90,10 +101,7 @@ impl Decoder {
                 if self.tunnel_ports.contains(src_port) || self.tunnel_ports.contains(dst_port) {
                     return None;
                 }
-                // The length field when the capture holds it and it covers
-                // the header (etherparse's lax rule), else what is there.
-                let length = usize::from(be16([h[4], h[5]]));
-                let body = l4.get(8..length).unwrap_or(rest);
+                let body = udp_body(l4, h, rest);
                 // Teredo is recognised on any port by its payload.
                 if self.cfg.teredo_any_port
                     && headers::parse_teredo(body).is_ok_and(headers::has_teredo_address)
@@ -141,14 +149,7 @@ impl Decoder {
         if g.options_dropped > 0 || g.protocol != 0x0800 {
             return None;
         }
-        let layer = Encap::Geneve {
-            vni: g.vni,
-            outer,
-            gwlb: g.gwlb,
-            options: g.options,
-            option_count: g.option_count,
-        };
-        if !ctx.push(layer) {
+        if !ctx.push(geneve_layer(&g, outer)) {
             return None;
         }
         let parts = plain(ip)?;
@@ -162,8 +163,7 @@ impl Decoder {
         if !(self.tunnel_ports.contains(dst_port) && self.cfg.vxlan_ports.contains(&dst_port)) {
             return None;
         }
-        let length = usize::from(be16([h[4], h[5]]));
-        let body = parts.l4.get(8..length).unwrap_or(rest);
+        let body = udp_body(parts.l4, h, rest);
         let inner_outer = OuterAddrs {
             src: parts.src,
             dst: parts.dst,

@@ -93,15 +93,15 @@ pub fn parse_geneve(b: &[u8]) -> Result<(Geneve, &[u8]), HeaderError> {
     let mut g = Geneve {
         vni,
         protocol,
-        gwlb: aws_gwlb_options(opts).unwrap_or_default(),
+        gwlb: GwlbIds::default(),
         options: [(0, 0, 0); MAX_GENEVE_OPTIONS],
         option_count: 0,
         options_dropped: 0,
     };
-    if g.gwlb.flow_cookie.is_some() {
-        return Ok((g, &b[8 + opt_len..]));
+    match aws_gwlb_options(opts) {
+        Some(gwlb) => g.gwlb = gwlb,
+        None => parse_geneve_options(opts, &mut g),
     }
-    parse_geneve_options(opts, &mut g);
     Ok((g, &b[8 + opt_len..]))
 }
 

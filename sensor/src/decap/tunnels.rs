@@ -8,6 +8,18 @@ use super::tunnel::{Encap, OuterAddrs, TunnelContext};
 use super::{Decoder, Step};
 use crate::metrics::{Anomaly, Counters};
 
+/// The layer a parsed GENEVE header records (the general path's and the
+/// GWLB fast path's).
+pub(super) fn geneve_layer(g: &headers::Geneve, outer: OuterAddrs) -> Encap {
+    Encap::Geneve {
+        vni: g.vni,
+        outer,
+        gwlb: g.gwlb,
+        options: g.options,
+        option_count: g.option_count,
+    }
+}
+
 impl Decoder {
     /// Recognises VXLAN, GENEVE and GRE-in-UDP by destination port (or, when
     /// the header reads cleanly, by source port, for captures of the return
@@ -149,14 +161,8 @@ impl Decoder {
             0x6558 => Step::Ether(rest),
             other => Step::EtherType(other, rest),
         };
-        let layer = Encap::Geneve {
-            vni: g.vni,
-            outer,
-            gwlb: g.gwlb,
-            options: g.options,
-            option_count: g.option_count,
-        };
-        self.push(ctx, layer, counters).then_some(next)
+        self.push(ctx, geneve_layer(&g, outer), counters)
+            .then_some(next)
     }
 
     pub(super) fn gre<'a>(
