@@ -192,7 +192,24 @@ pub fn measure(o: &LiveBenchOptions) -> Result<Pooled> {
         ratios.last().copied().unwrap_or(0.0) * 100.0,
         ratios.get(ratios.len() / 2).copied().unwrap_or(0.0) * 100.0,
     );
+    println!("  {}", budget_text(&result.first, &result.second));
     Ok(result)
+}
+
+/// The pooled figures as CPU time per datagram, and what the target leaves
+/// for the sensor's own work: the drain's time is the kernel's receive
+/// path, which the sensor pays too, so 80 % of the drain's rate allows the
+/// sensor a quarter of the drain's time on top of it.
+pub fn budget_text(drain: &BacklogRate, sensor: &BacklogRate) -> String {
+    let per = |r: &BacklogRate| r.seconds / (r.received.max(1) as f64) * 1e9;
+    let (d, s) = (per(drain), per(sensor));
+    let allowed = d / (super::TARGET_RATIO) - d;
+    format!(
+        "CPU per datagram: drain {d:.0} ns, sensor {s:.0} ns; the sensor's own work beyond the drain's {:.0} ns, \
+         where {:.0} % of the drain's rate allows {allowed:.0} ns",
+        s - d,
+        super::TARGET_RATIO * 100.0
+    )
 }
 
 /// Compares two sensor builds by the same measure: `baseline` and then
@@ -414,5 +431,29 @@ fn finish_round(
         received: got,
         seconds: after.cpu_since(before),
         wall_seconds: end.duration_since(start).as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(received: u64, seconds: f64) -> BacklogRate {
+        BacklogRate {
+            queued: received,
+            received,
+            seconds,
+            wall_seconds: seconds,
+        }
+    }
+
+    #[test]
+    fn the_budget_is_a_quarter_of_the_drains_time_per_datagram() {
+        // The drain: 1 µs a datagram; the sensor: 2 µs, so 1 µs of its own
+        // work where 80 % of the drain's rate leaves 250 ns.
+        let text = budget_text(&rate(1000, 0.001), &rate(1000, 0.002));
+        assert!(text.contains("drain 1000 ns, sensor 2000 ns"), "{text}");
+        assert!(text.contains("beyond the drain's 1000 ns"), "{text}");
+        assert!(text.contains("allows 250 ns"), "{text}");
     }
 }

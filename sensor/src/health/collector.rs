@@ -224,6 +224,12 @@ impl Collector for SensorCollector {
             "Receive buffer the kernel granted per tunnel socket (smallest).",
             rcvbuf,
         )?;
+        gauge(
+            &mut enc,
+            "sensor_transparent_huge_pages",
+            "1 when the heap may use transparent huge pages (live.huge_pages), 0 when they are disabled for the process.",
+            stats.huge_pages.load(Ordering::Relaxed),
+        )?;
 
         let views = thread_views(stats);
         let mut m = enc.encode_descriptor(

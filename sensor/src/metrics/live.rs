@@ -118,6 +118,9 @@ pub struct LiveStats {
     /// Receive buffer size the kernel granted, per socket (bytes; the
     /// smallest seen).
     pub rcvbuf_bytes: AtomicU64,
+    /// 1 when the process may use transparent huge pages (`live.huge_pages`,
+    /// as the kernel applied it), 0 when they are disabled for it.
+    pub huge_pages: AtomicU64,
     /// The enrollment loop's state, when it runs (set before the health
     /// endpoints start).
     pub enroll: std::sync::OnceLock<Arc<crate::enroll::status::EnrollStatus>>,
@@ -134,6 +137,7 @@ impl LiveStats {
             draining: AtomicBool::new(false),
             started: Instant::now(),
             rcvbuf_bytes: AtomicU64::new(0),
+            huge_pages: AtomicU64::new(0),
             enroll: std::sync::OnceLock::new(),
             export: std::sync::OnceLock::new(),
         }

@@ -101,6 +101,34 @@ fn bind_all(cfg: &SensorConfig) -> anyhow::Result<Vec<(UdpTunnel, TunnelSocket)>
     Ok(sockets)
 }
 
+/// Allows or disables transparent huge pages for the whole process
+/// (`prctl(PR_SET_THP_DISABLE)`, which the kernel applies to every later
+/// fault, whatever the allocator asks with `madvise`); returns whether huge
+/// pages are allowed afterwards. When the kernel refuses, says so and
+/// returns what it reports.
+fn apply_huge_pages(enabled: bool) -> bool {
+    let disable = libc::c_ulong::from(!enabled);
+    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and three zero
+    // arguments; it reads and writes no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disable, 0, 0, 0) };
+    if rc != 0 {
+        eprintln!(
+            "sensor: warning: could not set live.huge_pages = {enabled} \
+             (prctl PR_SET_THP_DISABLE: {}); the kernel's setting stays",
+            std::io::Error::last_os_error()
+        );
+    }
+    huge_pages_allowed()
+}
+
+/// Whether transparent huge pages are allowed for this process
+/// (`prctl(PR_GET_THP_DISABLE)` is 0); false when the kernel cannot say.
+fn huge_pages_allowed() -> bool {
+    // SAFETY: PR_GET_THP_DISABLE takes no pointer; it returns the flag.
+    let rc = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    rc == 0
+}
+
 /// Warns once when the kernel granted less receive buffer than asked.
 fn check_rcvbuf(requested: usize, granted: usize) {
     if granted >= requested {
@@ -137,6 +165,9 @@ impl LiveSensor {
             bail!("no listen address: set live.listen_vxlan or live.listen_geneve");
         }
         let stats = Arc::new(LiveStats::new());
+        // Before the threads start, so that their heap follows it.
+        let huge = apply_huge_pages(live.huge_pages);
+        stats.huge_pages.store(u64::from(huge), Ordering::Relaxed);
         let sockets = bind_all(cfg)?;
         let granted = sockets
             .iter()
