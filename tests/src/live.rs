@@ -341,10 +341,16 @@ impl LiveSensor {
 
     /// Resident memory of the child in KiB (`VmRSS` of /proc/PID/status).
     pub fn rss_kib(&self) -> Option<u64> {
+        self.status_field("VmRSS")
+    }
+
+    /// A numeric field of the child's /proc/PID/status (a size without its
+    /// `kB` unit); None when the process or the field is gone.
+    pub fn status_field(&self, name: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 }

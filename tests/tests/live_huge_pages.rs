@@ -8,16 +8,7 @@
 
 use sensor_tests::live::{LiveOptions, LiveSensor, TempDir};
 
-/// `THP_enabled` of /proc/PID/status: 0 once PR_SET_THP_DISABLE is set.
-fn thp_enabled(pid: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("THP_enabled:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn check(env: Vec<(String, String)>, expected: u32) {
+fn check(env: Vec<(String, String)>, expected: u64) {
     let dir = TempDir::new("huge-pages");
     let options = LiveOptions {
         env,
@@ -30,9 +21,10 @@ fn check(env: Vec<(String, String)>, expected: u32) {
         "/metrics has no sensor_transparent_huge_pages"
     );
     let metric = metrics.sum("sensor_transparent_huge_pages", &[]);
-    let kernel = thp_enabled(sensor.pid());
+    // `THP_enabled` is 0 once PR_SET_THP_DISABLE is set.
+    let kernel = sensor.status_field("THP_enabled");
     sensor.stop(options.drain, std::time::Duration::from_secs(10));
-    assert_eq!(metric, f64::from(expected), "sensor_transparent_huge_pages");
+    assert_eq!(metric, expected as f64, "sensor_transparent_huge_pages");
     // Kernels before 5.0 do not show the flag; the metric is then all there is.
     if let Some(kernel) = kernel {
         assert_eq!(kernel, expected, "THP_enabled in /proc/PID/status");

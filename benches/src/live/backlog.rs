@@ -56,6 +56,18 @@ pub struct BacklogRate {
 }
 
 impl BacklogRate {
+    /// A measure of `received` datagrams, all queued, in `seconds` of CPU
+    /// and of wall time.
+    #[cfg(test)]
+    pub(super) fn for_test(received: u64, seconds: f64) -> Self {
+        Self {
+            queued: received,
+            received,
+            seconds,
+            wall_seconds: seconds,
+        }
+    }
+
     /// Datagrams per second.
     pub fn pps(&self) -> f64 {
         self.received as f64 / self.seconds.max(1e-9)
@@ -438,20 +450,14 @@ fn finish_round(
 mod tests {
     use super::*;
 
-    fn rate(received: u64, seconds: f64) -> BacklogRate {
-        BacklogRate {
-            queued: received,
-            received,
-            seconds,
-            wall_seconds: seconds,
-        }
-    }
-
     #[test]
     fn the_budget_is_a_quarter_of_the_drains_time_per_datagram() {
         // The drain: 1 µs a datagram; the sensor: 2 µs, so 1 µs of its own
         // work where 80 % of the drain's rate leaves 250 ns.
-        let text = budget_text(&rate(1000, 0.001), &rate(1000, 0.002));
+        let text = budget_text(
+            &BacklogRate::for_test(1000, 0.001),
+            &BacklogRate::for_test(1000, 0.002),
+        );
         assert!(text.contains("drain 1000 ns, sensor 2000 ns"), "{text}");
         assert!(text.contains("beyond the drain's 1000 ns"), "{text}");
         assert!(text.contains("allows 250 ns"), "{text}");

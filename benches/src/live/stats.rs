@@ -67,12 +67,7 @@ mod tests {
     use super::*;
 
     fn rate(received: u64, seconds: f64) -> BacklogRate {
-        BacklogRate {
-            queued: received,
-            received,
-            seconds,
-            wall_seconds: seconds,
-        }
+        BacklogRate::for_test(received, seconds)
     }
 
     #[test]
