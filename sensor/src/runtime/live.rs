@@ -9,7 +9,8 @@
 //!   and hands them over with `try_send` on bounded queues of
 //!   `worker_queue_batches`: it never waits (a full queue drops the batch,
 //!   counted as `worker_queue_full`).
-//! - `worker-<n>`: owns a shard of flows; sends each sweep's records to the
+//! - `worker-<n>`: owns a shard of flows; sends each sweep's records, and
+//!   between sweeps every `HANDOFF_RECORDS` (256) records, to the
 //!   output queue (bounded by `output.queue_records`), waiting when it is
 //!   full, so back-pressure reaches the receivers, where it is counted.
 //! - `output`: writes JSON lines to stdout or a rotated file.

@@ -215,6 +215,15 @@ impl Worker {
         self.take_sorted()
     }
 
+    /// The records produced since the last hand-off, sorted, once there
+    /// are at least `n` of them; `None` before. The live threads call it
+    /// after every receive batch, so records reach the output while still
+    /// in the cache and at most about `n` wait for a sweep; `sensor pcap`
+    /// hands them over per sweep only, for one sorted order per sweep.
+    pub fn take_at_least(&mut self, n: usize) -> Option<Vec<Record>> {
+        (self.out.len() >= n).then(|| self.take_sorted())
+    }
+
     /// Flows tracked now.
     pub fn active_flows(&self) -> usize {
         self.flows.len()
@@ -340,6 +349,26 @@ mod tests {
             crate::record::sort_records(&mut sorted);
             prop_assert_eq!(sorted, expected);
         }
+    }
+
+    /// The live threads' hand-off: nothing before `n` records are held,
+    /// then all of them, sorted, and none stays behind for the sweep.
+    #[test]
+    fn records_are_handed_off_sorted_once_enough_are_held() {
+        let mut w = Worker::new(&PipelineConfig::default());
+        w.out
+            .extend([record(1, 3, "Cb", 0, 1), record(0, 1, "Ca", 0, 2)]);
+        assert!(w.take_at_least(3).is_none());
+        assert_eq!(w.out.len(), 2, "held until there are enough");
+        w.out.push(record(2, 2, "Cc", 0, 3));
+        let mut expected = w.out.clone();
+        crate::record::sort_records(&mut expected);
+        assert_eq!(w.take_at_least(3), Some(expected));
+        assert!(w.out.is_empty());
+        assert!(
+            w.tick(10_000_000).is_empty(),
+            "the sweep has nothing left to send"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use super::publish::Publisher;
 use super::receiver::{account_datagram, note_socket_drops, wall_clock_us};
-use super::worker::{IDLE_WAIT, send_records};
+use super::worker::{IDLE_WAIT, hand_off, send_records};
 use crate::capture::socket::{RecvBatch, TunnelSocket, wait_any_readable};
 use crate::config::PipelineConfig;
 use crate::decap::UdpTunnel;
@@ -92,6 +92,7 @@ impl InlineLoop {
                     &mut kernel_drops_seen,
                 );
                 last_packet = Some((latest, Instant::now()));
+                hand_off(&mut worker, &self.records);
                 self.rx_publisher.batch(n, started.elapsed());
                 self.worker_publisher.batch(n, started.elapsed());
             }

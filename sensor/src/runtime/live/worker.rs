@@ -6,8 +6,9 @@
 //! order; `packet_late` counts one processed after a later one). Time is
 //! the packets' own; when no batch comes for [`IDLE_WAIT`], time advances
 //! by the wall clock elapsed since the last packet, so flows still end on a
-//! quiet network. Input: [`Batch`]es. Output: sorted records per sweep, in chunks
-//! of at most [`RECORD_CHUNK`], sent with a blocking send (nothing accepted
+//! quiet network. Input: [`Batch`]es. Output: sorted records per sweep, and
+//! between sweeps whenever [`HANDOFF_RECORDS`] are held (see [`hand_off`]),
+//! in chunks of at most [`RECORD_CHUNK`], sent with a blocking send (nothing accepted
 //! is lost; back-pressure reaches the receivers, which drop and count). Does
 //! not: count decapsulation anomalies (the receiver did, once).
 
@@ -34,6 +35,9 @@ pub const IDLE_WAIT: Duration = Duration::from_millis(100);
 const IDLE_CHECK: Duration = Duration::from_millis(1);
 /// Most records per message to the output thread.
 pub const RECORD_CHUNK: usize = 1024;
+/// Records a live thread holds before it hands them to the output thread
+/// between sweeps (after the receive batch that reached the number).
+pub const HANDOFF_RECORDS: usize = 256;
 
 /// A worker's reorder window (see [`merge`](super::merge)).
 #[derive(Clone)]
@@ -119,6 +123,7 @@ impl Shard<'_> {
         if self.latest_ts > i64::MIN {
             self.last_packet = Some((self.latest_ts, Instant::now()));
         }
+        hand_off(&mut self.worker, self.records);
     }
 
     /// With no packet for a while, advances time by the wall clock elapsed
@@ -239,6 +244,16 @@ fn release(
     if released > 0 {
         shard.mark_processed();
         publisher.batch(released, started.elapsed());
+    }
+}
+
+/// Sends the worker's records to the output thread once it holds
+/// [`HANDOFF_RECORDS`]: written while still in the cache, and a sweep's worth
+/// of records is not held in memory until the sweep (1 s of packet time by
+/// default, which at a high record rate is many megabytes).
+pub fn hand_off(worker: &mut Worker, tx: &Sender<Vec<Record>>) {
+    if let Some(records) = worker.take_at_least(HANDOFF_RECORDS) {
+        send_records(tx, records, &mut worker.counters);
     }
 }
 
