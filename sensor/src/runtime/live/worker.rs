@@ -118,7 +118,8 @@ impl Shard<'_> {
         }
     }
 
-    /// Notes when the latest packet time was reached (for the idle clock).
+    /// After a batch: notes when the latest packet time was reached (for
+    /// the idle clock) and hands the records off once enough are held.
     fn mark_processed(&mut self) {
         if self.latest_ts > i64::MIN {
             self.last_packet = Some((self.latest_ts, Instant::now()));
